@@ -1,0 +1,4 @@
+//! strata's frontends: turn a Dockerfile (or, later, a buildpack source tree) into a build
+//! graph for the builder.
+
+pub mod ast;
