@@ -4,11 +4,12 @@
 //! (`skopeo inspect oci:ROOT:REF`, `umoci`), plus strata's own working state next to it:
 //!
 //! ```text
-//! ROOT/oci-layout, ROOT/index.json   the OCI layout; tags are org.opencontainers.image.ref.name
+//! ROOT/oci-layout, ROOT/index.json   the OCI layout; names are org.opencontainers.image.ref.name
 //! ROOT/blobs/sha256/<hex>            every manifest, config and layer blob
 //! ROOT/ingest/                       blobs being written (never read; cleaned by GC)
-//! ROOT/snapshots/<id>/               unpacked layers, in overlayfs upper format
-//! ROOT/cache/                        build cache records (builder)
+//! ROOT/snapshots/<diff_id hex>/      unpacked layers, in overlayfs upper format
+//! ROOT/tmp/                          scratch directories of running steps
+//! ROOT/cache/                        build cache records (written by the builder)
 //! ```
 //!
 //! The store knows nothing of Dockerfiles or build graphs: it stores, names, unpacks, packs and
@@ -16,5 +17,51 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod image;
+pub mod layout;
 pub mod oci;
 pub mod reference;
+pub mod snapshots;
+
+use std::path::{Path, PathBuf};
+
+/// Errors opening a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Blob(#[from] blobs::BlobError),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    #[error(transparent)]
+    Snapshot(#[from] snapshots::SnapshotError),
+}
+
+/// One store root, opened.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    pub blobs: blobs::BlobStore,
+    pub layout: layout::Layout,
+    pub snapshots: snapshots::Snapshots,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating its directories on first use.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs: blobs::BlobStore::open(root)?,
+            layout: layout::Layout::open(root)?,
+            snapshots: snapshots::Snapshots::open(root)?,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the builder keeps its cache records.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+}
