@@ -1,7 +1,11 @@
 //! strata's builder: runs a build graph.
 //!
 //! Frontends (Dockerfile, buildpacks) translate their input into a [`graph::Graph`] plus
-//! [`graph::Target`]s; the builder keys each node, finds cached results, runs the rest with the
-//! runner and the store, and exports the targets as images. It never sees Dockerfile syntax.
+//! [`graph::Target`]s; the builder keys each node ([`cache`]), finds cached results, runs the
+//! rest with the runner and the store in dependency order ([`scheduler`]), reports
+//! [`progress`], and exports the targets as images. It never sees Dockerfile syntax.
 
+pub mod cache;
 pub mod graph;
+pub mod progress;
+pub mod scheduler;
