@@ -31,6 +31,9 @@ impl Cancel {
     }
 }
 
+/// Every node's result, indexed by node id (`None` for nodes the roots did not need).
+pub type NodeResults<T> = Vec<Option<Arc<T>>>;
+
 struct State<T, E> {
     ready: VecDeque<NodeId>,
     results: Vec<Option<Arc<T>>>,
@@ -49,7 +52,7 @@ pub fn run_graph<T, E, F>(
     jobs: usize,
     cancel: &Cancel,
     run: F,
-) -> Result<Vec<Option<Arc<T>>>, Vec<(NodeId, E)>>
+) -> Result<NodeResults<T>, Vec<(NodeId, E)>>
 where
     T: Send + Sync,
     E: Send,
