@@ -6,6 +6,7 @@
 //! [`progress`], and exports the targets as images. It never sees Dockerfile syntax.
 
 pub mod cache;
+pub mod export;
 pub mod graph;
 pub mod progress;
 pub mod scheduler;
