@@ -1,0 +1,195 @@
+//! The command line, as clap definitions. Flags mirror `docker buildx build` where the two
+//! overlap, so a CI script can switch builders by changing the program name.
+//!
+//! Flags that later work will implement are parsed already, so a user gets a clear
+//! "not supported yet" error instead of a silently ignored option (see `unsupported`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about = "Build OCI images from Dockerfiles, without a daemon")]
+pub struct Cli {
+    /// The store directory (images, layers, cache). Default: $XDG_DATA_HOME/strata, or
+    /// /var/lib/strata for root.
+    #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(BuildArgs),
+    /// Push an image from the store to its registry.
+    Push(PushArgs),
+    /// List the images in the store.
+    Images(ImagesArgs),
+    /// Print an image's manifest and config.
+    Inspect(InspectArgs),
+    /// Make an image from a root filesystem (a directory or a tar archive), as `docker import`.
+    Import(ImportArgs),
+    /// Give an image in the store another name.
+    Tag(TagArgs),
+    /// Remove names from the store (the content stays until garbage collection).
+    Rmi(RmiArgs),
+    /// Tools for looking inside strata.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// tty when stderr is a terminal, plain otherwise.
+    Auto,
+    Plain,
+    Tty,
+    Json,
+    /// Print nothing but errors.
+    Quiet,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context: a directory.
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+    /// Name (and push target) of the image; may be given several times.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Set a build-time variable (`KEY=VALUE`, or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not use the cache for these stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Always ask the registry for base images, even if the store has them.
+    #[arg(long)]
+    pub pull: bool,
+    /// Push the image after building it (every -t name).
+    #[arg(long)]
+    pub push: bool,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// How many steps may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Grant an entitlement: network.host, security.insecure.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Add a label to the image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Write the image ID (its config digest) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image ID when done.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    // --- parsed now, implemented by later work -------------------------------------------
+    /// Target platform(s), e.g. linux/amd64.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Explain cache hits and misses.
+    #[arg(long)]
+    pub explain: bool,
+    /// Lint the Dockerfile without building.
+    #[arg(long)]
+    pub check: bool,
+    /// A secret for RUN --mount=type=secret (`id=NAME,src=FILE` or `id=NAME,env=VAR`).
+    #[arg(long, value_name = "SPEC")]
+    pub secret: Vec<String>,
+    /// An SSH agent socket or keys for RUN --mount=type=ssh (`default=$SSH_AUTH_SOCK`).
+    #[arg(long, value_name = "SPEC")]
+    pub ssh: Vec<String>,
+    /// Output destination (`type=image|registry|oci|docker|local|tar,...`).
+    #[arg(short = 'o', long, value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Export the build cache (`type=registry,ref=...`).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache (`type=registry,ref=...`).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Write build result metadata (JSON) to this file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Squash the new layers into one.
+    #[arg(long)]
+    pub squash: bool,
+    /// Layer compression: gzip, zstd, uncompressed.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub compression: Option<String>,
+    /// Load the image into Docker.
+    #[arg(long)]
+    pub load: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image to push, by the name it has in the store.
+    pub image: String,
+    /// Push under this name instead.
+    #[arg(value_name = "DESTINATION")]
+    pub destination: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print only digests.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image, by name or manifest digest.
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A directory, or a tar archive (plain, gzip or zstd), holding the root filesystem.
+    pub rootfs: PathBuf,
+    /// The name of the new image.
+    #[arg(short = 't', long = "tag", required = true)]
+    pub tags: Vec<String>,
+    /// Apply Dockerfile-style config changes (`ENV PATH=/bin`, `CMD ["/bin/sh"]`), as docker import --change.
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Print a Dockerfile's syntax tree in BuildKit's parser test format.
+    Parse {
+        /// The Dockerfile.
+        file: PathBuf,
+    },
+}
