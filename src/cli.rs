@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Push an image from the store to its registry.
     Push(PushArgs),
     /// List the images in the store.

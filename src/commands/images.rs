@@ -78,7 +78,11 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 { format!("{n}B") } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + units[i] }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + units[i]
+    }
 }
 
 pub fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
