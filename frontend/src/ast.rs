@@ -41,8 +41,12 @@ pub struct Heredoc {
     /// The delimiter word, without quotes (`EOF`).
     pub name: String,
     /// The body: every line up to the delimiter line, each ending in `\n` (with `<<-`, leading
-    /// tabs already removed).
+    /// tabs already removed). Line endings are kept as written (a CRLF file gives `\r\n`).
     pub content: String,
+    /// The body exactly as written, leading tabs kept even with `<<-` (BuildKit's
+    /// `Heredoc.Content`). BuildKit uses this form when it hands a multi-heredoc `RUN` line back
+    /// to the shell (`RUN cat <<-A <<B`), where the shell itself strips the tabs.
+    pub raw_content: String,
     /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): no variable expansion.
     pub expand: bool,
     /// True for `<<-`: leading tabs were stripped.
