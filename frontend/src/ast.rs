@@ -76,7 +76,8 @@ pub struct Instruction {
     pub json: bool,
     /// The instruction as written, continuation lines joined (BuildKit's `Node.Original`).
     pub original: String,
-    /// Here-documents, in the order their delimiters appear.
+    /// Here-documents, in the order their delimiters appear. For `ONBUILD RUN <<EOF` they are on
+    /// the ONBUILD instruction, as BuildKit attaches them (the `inner` one has none).
     pub heredocs: Vec<Heredoc>,
     /// For `ONBUILD`: the instruction it wraps.
     pub inner: Option<Box<Instruction>>,

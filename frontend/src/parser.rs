@@ -241,6 +241,8 @@ impl<'a> Parser<'a> {
                 end_of_line = eol;
                 logical.push(piece, next.number, 0);
             }
+            // BuildKit places this warning on the instruction's last line; the first empty line
+            // is more useful to point at.
             if let Some(line) = empty_continuation {
                 warnings.push(Warning {
                     pos: Pos { line, column: 1 },
