@@ -33,8 +33,9 @@ pub struct HeredocMarker {
 
 /// BuildKit's `ParseHeredoc`: decodes one word if it is a heredoc marker. `Ok(None)` for a word
 /// that is not one (`<<`, `<EOF`, `<<EOF sh`, `"<<EOF"`), `Err` with BuildKit's message for a
-/// delimiter that does not lex (`<<'EOF`).
-pub fn parse_heredoc_word(word: &str) -> Result<Option<HeredocMarker>, String> {
+/// delimiter that does not lex (`<<'EOF`). BuildKit's instruction step uses it as
+/// `MustParseHeredoc`, i.e. `.ok().flatten()`, on each COPY/ADD source and on a RUN command line.
+pub fn parse_heredoc_word(word: &str) -> Result<Option<HeredocMarker>, ParseErrorKind> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(rest) = word[digits..].strip_prefix("<<") else { return Ok(None) };
     let (chomp, rest) = match rest.strip_prefix('-') {
@@ -47,7 +48,9 @@ pub fn parse_heredoc_word(word: &str) -> Result<Option<HeredocMarker>, String> {
     }
     let file_descriptor = (digits > 0).then(|| word[..digits].parse::<u32>().unwrap_or(u32::MAX));
     let lex = |raw_quotes: bool| {
-        Lexer::new(rest, raw_quotes).words(false).map_err(|e| format!("failed to process {}: {e}", go_quote(rest)))
+        Lexer::new(rest, raw_quotes)
+            .words(false)
+            .map_err(|e| ParseErrorKind::HeredocWord(format!("failed to process {}: {e}", go_quote(rest))))
     };
     let plain = lex(false)?;
     if plain.len() != 1 {
@@ -55,7 +58,9 @@ pub fn parse_heredoc_word(word: &str) -> Result<Option<HeredocMarker>, String> {
     }
     let raw = lex(true)?;
     if raw.len() != plain.len() {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(ParseErrorKind::HeredocWord(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        )));
     }
     let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
     let expand = quotes(&plain[0].0) == quotes(&raw[0].0);
@@ -77,9 +82,9 @@ pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<(HeredocMarker, usize
         match parse_heredoc_word(&word) {
             Ok(Some(marker)) => out.push((marker, byte_at)),
             Ok(None) => {}
-            Err(message) => {
+            Err(kind) => {
                 return Err(LineError::new(
-                    ParseErrorKind::HeredocWord(message),
+                    kind,
                     Some(byte_at),
                     Some("quote the here-document delimiter with matching quotes, e.g. <<'EOF'".to_string()),
                 ));
