@@ -41,8 +41,12 @@ pub struct Heredoc {
     /// The delimiter word, without quotes (`EOF`).
     pub name: String,
     /// The body: every line up to the delimiter line, each ending in `\n` (with `<<-`, leading
-    /// tabs already removed).
+    /// tabs already removed). Line endings are kept as written (a CRLF file gives `\r\n`).
     pub content: String,
+    /// The body exactly as written, leading tabs kept even with `<<-` (BuildKit's
+    /// `Heredoc.Content`). BuildKit uses this form when it hands a multi-heredoc `RUN` line back
+    /// to the shell (`RUN cat <<-A <<B`), where the shell itself strips the tabs.
+    pub raw_content: String,
     /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): no variable expansion.
     pub expand: bool,
     /// True for `<<-`: leading tabs were stripped.
@@ -72,7 +76,8 @@ pub struct Instruction {
     pub json: bool,
     /// The instruction as written, continuation lines joined (BuildKit's `Node.Original`).
     pub original: String,
-    /// Here-documents, in the order their delimiters appear.
+    /// Here-documents, in the order their delimiters appear. For `ONBUILD RUN <<EOF` they are on
+    /// the ONBUILD instruction, as BuildKit attaches them (the `inner` one has none).
     pub heredocs: Vec<Heredoc>,
     /// For `ONBUILD`: the instruction it wraps.
     pub inner: Option<Box<Instruction>>,
