@@ -2,3 +2,4 @@
 //! graph for the builder.
 
 pub mod ast;
+pub mod shell;
