@@ -1013,3 +1013,301 @@ mod go_unicode {
         (0x1fbf0, 0x1fbf9),
     ];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Vec<(String, String)> {
+        [("FOO", "xhelloxworldx"), ("EMPTY", ""), ("SPACE", "a  b"), ("PATHS", "/tmp/tmp/bar.txt"), ("STAR", "a***yy*")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn word(input: &str) -> String {
+        Lexer::new('\\').process_word(input, &env()).unwrap_or_else(|e| panic!("{input:?}: {e}"))
+    }
+
+    fn words(input: &str) -> Vec<String> {
+        Lexer::new('\\').process_words(input, &env()).unwrap_or_else(|e| panic!("{input:?}: {e}"))
+    }
+
+    fn error(input: &str) -> ExpandError {
+        match Lexer::new('\\').process_word(input, &env()) {
+            Ok(w) => panic!("{input:?} gave {w:?}, expected an error"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn quotes_and_escapes() {
+        assert_eq!(word(r#"a'b c'"d e""#), "ab cd e");
+        assert_eq!(word(r#""\"\$\\\x""#), r#""$\\x"#);
+        assert_eq!(word(r"'\$FOO'"), r"\$FOO");
+        assert_eq!(word(r"a\ b\$FOO\"), "a b$FOO");
+        assert_eq!(word(r#""$FOO'""#), "xhelloxworldx'");
+    }
+
+    #[test]
+    fn plain_and_braced_variables() {
+        assert_eq!(word("$FOO.$EMPTY.$NOPE.${FOO}x"), "xhelloxworldx...xhelloxworldxx");
+        assert_eq!(word("$ $. $-x ${FOO}}"), "$ $. x xhelloxworldx}");
+        assert_eq!(word("$1x ${12}y $@z $$"), "x y z ");
+    }
+
+    #[test]
+    fn default_and_alternate() {
+        assert_eq!(word("${NOPE:-d} ${EMPTY:-d} ${FOO:-d}"), "d d xhelloxworldx");
+        assert_eq!(word("${NOPE-d} ${EMPTY-d} ${FOO-d}"), "d  xhelloxworldx");
+        assert_eq!(word("${NOPE:+a} ${EMPTY:+a} ${FOO:+a}"), "  a");
+        assert_eq!(word("${NOPE+a} ${EMPTY+a} ${FOO+a}"), " a a");
+        assert_eq!(word("${NOPE:-${EMPTY:-${FOO}}}"), "xhelloxworldx");
+        assert_eq!(word(r"${NOPE:-\${x}}"), "${x}");
+    }
+
+    #[test]
+    fn required_values() {
+        assert_eq!(word("${FOO:?x} ${EMPTY?x}"), "xhelloxworldx ");
+        let e = error("ab${NOPE:?is $FOO}");
+        assert_eq!(e.kind, ExpandErrorKind::Required { name: "NOPE".into(), message: "is xhelloxworldx".into() });
+        assert_eq!(e.offset, 2);
+        assert_eq!(e.to_string(), r#"failed to process "ab${NOPE:?is $FOO}": NOPE: is xhelloxworldx"#);
+        assert_eq!(error("${EMPTY:?}").kind.to_string(), "EMPTY: is not allowed to be empty");
+        assert_eq!(error("${NOPE?}").kind.to_string(), "NOPE: is not allowed to be unset");
+        assert_eq!(error("${NOPE:?}").kind.to_string(), "NOPE: is not allowed to be unset");
+    }
+
+    #[test]
+    fn prefix_and_suffix_removal() {
+        assert_eq!(word("${FOO#*o}|${FOO##*o}|${FOO%o*}|${FOO%%o*}"), "xworldx|rldx|xhelloxw|xhell");
+        assert_eq!(
+            word("${FOO#x*x}|${FOO%x*x}|${FOO#}|${FOO%%}|${FOO#nomatch}"),
+            "worldx|xhello|xhelloxworldx|xhelloxworldx|xhelloxworldx"
+        );
+        assert_eq!(word(r"${STAR%%\**\*}|${STAR#?\*}"), "a|**yy*");
+        assert_eq!(word("${FOO#?}|${NOPE#x}"), "helloxworldx|");
+        // `*` and `?` never match a newline, like Go's `.`.
+        let env = vec![("NL".to_string(), "ab\ncd".to_string())];
+        let lexer = Lexer::new('\\');
+        assert_eq!(lexer.process_word("${NL#*d}|${NL##*}|${NL%?d}", &env).unwrap(), "ab\ncd|\ncd|ab\n");
+    }
+
+    #[test]
+    fn replacement() {
+        assert_eq!(word("${PATHS/\\/tmp/}|${PATHS//\\/tmp/}"), "/tmp/bar.txt|/bar.txt");
+        assert_eq!(
+            word("${FOO/o/0}|${FOO//o/0}|${FOO//?/.}|${FOO//*/.}"),
+            "xhell0xworldx|xhell0xw0rldx|.............|."
+        );
+        assert_eq!(
+            word("${FOO//o/'[$0]'}|${FOO/o/'[$0]'}|${FOO//o/'${0}$$$1'}"),
+            "xhell[o]xw[o]rldx|xhell[$0]xworldx|xhello$xwo$rldx"
+        );
+        assert_eq!(word("${FOO///}|${FOO/$EMPTY/ww}|${NOPE//o/x}"), "xhelloxworldx|wwxhelloxworldx|");
+        assert_eq!(word("${EMPTY//$EMPTY/-}|${FOO//$EMPTY/-}"), "-|-x-h-e-l-l-o-x-w-o-r-l-d-x-");
+        assert_eq!(word(r"${PATHS//\//\/}"), r"\/tmp\/tmp\/bar.txt");
+        assert_eq!(error("${FOO//}").kind, ExpandErrorKind::MissingSlash);
+        assert_eq!(error("${FOO//o}").kind, ExpandErrorKind::MissingSlash);
+        assert_eq!(error("${FOO/o/x").kind, ExpandErrorKind::MissingBrace);
+    }
+
+    #[test]
+    fn bad_patterns() {
+        let e = error(r"${FOO#\x}");
+        assert_eq!(e.kind, ExpandErrorKind::InvalidPattern { pattern: r"\x".into(), escaped: 'x' });
+        assert_eq!(e.kind.to_string(), r"invalid pattern (\x) in substitution: invalid escape '\x'");
+        // Suffix patterns are reported reversed, as BuildKit does.
+        assert_eq!(
+            error(r"${FOO%ab\x}").kind.to_string(),
+            r"invalid pattern (\xba) in substitution: invalid escape '\x'"
+        );
+        assert_eq!(
+            error(r"${FOO/a\x/b}").kind.to_string(),
+            r"invalid pattern (a\x) in substitution: invalid escape '\x'"
+        );
+        assert_eq!(error(r"${FOO#ab\}").kind, ExpandErrorKind::MissingBrace);
+    }
+
+    #[test]
+    fn syntax_errors_with_offsets() {
+        let cases: &[(&str, ExpandErrorKind, usize)] = &[
+            ("ab'cd", ExpandErrorKind::UnterminatedSingleQuote, 2),
+            ("a\"b\\\"", ExpandErrorKind::UnterminatedDoubleQuote, 1),
+            ("x${}", ExpandErrorKind::BadSubstitution, 1),
+            ("${{a}", ExpandErrorKind::BadSubstitution, 0),
+            ("${:-a}", ExpandErrorKind::BadSubstitution, 0),
+            ("x ${", ExpandErrorKind::MissingBrace, 2),
+            ("${FOO", ExpandErrorKind::MissingBrace, 0),
+            ("${FOO:", ExpandErrorKind::MissingBrace, 0),
+            ("${FOO:-'x}", ExpandErrorKind::MissingBrace, 0),
+            ("${FOO:-${BAR}", ExpandErrorKind::MissingBrace, 0),
+            ("a${FOO:=x}", ExpandErrorKind::UnsupportedModifier(":=".into()), 6),
+            ("${FOO:#x}", ExpandErrorKind::UnsupportedModifier(":#".into()), 5),
+            ("${FOO:%x}", ExpandErrorKind::UnsupportedModifier(":%".into()), 5),
+            ("${FOO:Yz}", ExpandErrorKind::UnsupportedModifier(":Y".into()), 5),
+            ("${.}", ExpandErrorKind::UnsupportedModifier(".".into()), 2),
+            ("${FOO!}", ExpandErrorKind::UnsupportedModifier("!".into()), 5),
+        ];
+        for (input, kind, offset) in cases {
+            let e = error(input);
+            assert_eq!((&e.kind, e.offset), (kind, *offset), "{input:?}");
+            assert_eq!(e.input, *input);
+        }
+        assert_eq!(
+            error("\"abc").to_string(),
+            r#"failed to process "\"abc": unexpected end of statement while looking for matching double-quote"#
+        );
+    }
+
+    #[test]
+    fn word_splitting() {
+        assert_eq!(words("a $SPACE b"), ["a", "a", "b", "b"]);
+        assert_eq!(words(r#"a "$SPACE" 'c  d' e\ f"#), ["a", "a  b", "c  d", "e f"]);
+        assert_eq!(words("  x${NOPE}  y  "), ["x", "y"]);
+        assert_eq!(words(r#"a "" b"#), ["a", "b"]);
+        // A `${…}` default inside a word keeps the text before it (BuildKit 0.13's behaviour).
+        assert_eq!(words("pre${NOPE:-a}b ${NOPE:-c d}"), ["preab", "c", "d"]);
+        assert_eq!(words(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn matches_are_reported() {
+        let (w, m) = Lexer::new('\\')
+            .process_word_with_matches("${FOO:+$EMPTY} ${NOPE:-$OTHER} ${BAR/x/$FOO} '$QUOTED'", &env())
+            .unwrap();
+        assert_eq!(w, "   $QUOTED");
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(m.matched, set(&["EMPTY", "FOO"]));
+        assert_eq!(m.unmatched, set(&["BAR", "NOPE", "OTHER"]));
+    }
+
+    #[test]
+    fn backtick_escape() {
+        let lexer = Lexer::new('`');
+        let env = env();
+        assert_eq!(lexer.process_word(r#"c:\dir`$FOO "a`"b" `x"#, &env).unwrap(), r#"c:\dir$FOO a"b x"#);
+        assert_eq!(lexer.process_words(r"a` b c\ d", &env).unwrap(), ["a b", r"c\", "d"]);
+        assert_eq!(lexer.escape(), '`');
+    }
+
+    #[test]
+    fn lexer_options() {
+        let env = env();
+        let mut lexer = Lexer::new('\\');
+        lexer.raw_quotes = true;
+        assert_eq!(lexer.process_word(r#"'a'"$FOO""#, &env).unwrap(), r#"'a'"xhelloxworldx""#);
+        let mut lexer = Lexer::new('\\');
+        lexer.raw_escapes = true;
+        assert_eq!(lexer.process_word(r#"a\$b"\$""#, &env).unwrap(), r#"a\$b\$"#);
+        let mut lexer = Lexer::new('\\');
+        lexer.skip_process_quotes = true;
+        assert_eq!(lexer.process_word(r#"'$FOO' "x"#, &env).unwrap(), r#"'xhelloxworldx' "x"#);
+        let mut lexer = Lexer::new('\\');
+        lexer.skip_unset_env = true;
+        assert_eq!(
+            lexer.process_word("$FOO $NOPE ${NOPE} ${NOPE:-d} ${NOPE//a/b} ${EMPTY:-d}", &env).unwrap(),
+            "xhelloxworldx $NOPE ${NOPE} ${NOPE:-d} ${NOPE/a/b} d"
+        );
+        assert_eq!(lexer.process_word("${NOPE:Yz}", &env).unwrap(), "${NOPE:Yz}");
+    }
+
+    #[test]
+    fn env_lookups() {
+        let pairs = vec![("A".to_string(), "1".to_string()), ("A".to_string(), "2".to_string())];
+        assert_eq!(pairs.lookup("A"), Some("2"));
+        assert_eq!(pairs.as_slice().lookup("B"), None);
+        let btree: BTreeMap<String, String> = pairs.iter().cloned().collect();
+        let hash: HashMap<String, String> = pairs.iter().cloned().collect();
+        let lexer = Lexer::default();
+        assert_eq!(lexer.process_word("$A", &btree).unwrap(), "2");
+        assert_eq!(lexer.process_word("$A", &hash).unwrap(), "2");
+        assert_eq!(lexer.process_word("$A", &&pairs).unwrap(), "2");
+        // Names are case-sensitive.
+        assert_eq!(lexer.process_word("${a:-none}", &pairs).unwrap(), "none");
+    }
+
+    #[test]
+    fn unicode_names_follow_go() {
+        let env = vec![("안녕".to_string(), "hi".to_string()), ("x٣".to_string(), "d".to_string())];
+        let lexer = Lexer::default();
+        // Letters (category L) and decimal digits (Nd) form names; other symbols end them.
+        assert_eq!(lexer.process_word("$안녕!${x٣}$٣x", &env).unwrap(), "hi!dx");
+        assert_eq!(lexer.process_word("$ⅷ", &env).unwrap(), "$ⅷ"); // Nl is not a letter
+        assert!(go_unicode::is_letter('ᵃ') && go_unicode::is_letter('中') && !go_unicode::is_letter('²'));
+        assert!(go_unicode::is_digit('٣') && !go_unicode::is_digit('²') && !go_unicode::is_digit('a'));
+        // A leading byte-order mark is skipped, as Go's scanner does.
+        assert_eq!(lexer.process_word("\u{feff}a", &env).unwrap(), "a");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let depth = 5000;
+        let input = format!("{}x{}", "${A:-".repeat(depth), "}".repeat(depth));
+        let e = Lexer::default().process_word(&input, &env()).unwrap_err();
+        assert_eq!(e.kind, ExpandErrorKind::TooDeep(MAX_NESTING));
+        let ok = format!("{}x{}", "${A:-".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert_eq!(Lexer::default().process_word(&ok, &env()).unwrap(), "x");
+    }
+
+    #[test]
+    fn large_patterns_stay_fast() {
+        let value = "ab".repeat(20_000);
+        let env = vec![("V".to_string(), value.clone())];
+        let pattern = "*a".repeat(200);
+        let start = std::time::Instant::now();
+        let out = Lexer::default().process_word(&format!("${{V#{pattern}}}|${{V//{pattern}/x}}"), &env).unwrap();
+        assert!(out.starts_with(&value[399..]) && out.ends_with("|xb"), "{}", &out[..40]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn go_quote_escapes_like_go() {
+        assert_eq!(go_quote("a\"b\\c\n\t\u{1}é\u{a0}"), r#""a\"b\\c\n\t\x01é\u00a0""#);
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn env() -> Vec<(String, String)> {
+            vec![("A".into(), "a b*".into()), ("E".into(), String::new()), ("N".into(), "x\ny".into())]
+        }
+
+        fn check(input: &str) {
+            for escape in ['\\', '`'] {
+                for flags in 0..16u8 {
+                    let mut lexer = Lexer::new(escape);
+                    lexer.raw_quotes = flags & 1 != 0;
+                    lexer.raw_escapes = flags & 2 != 0;
+                    lexer.skip_process_quotes = flags & 4 != 0;
+                    lexer.skip_unset_env = flags & 8 != 0;
+                    let env = env();
+                    for result in [
+                        lexer.process_word(input, &env).map(|_| ()),
+                        lexer.process_words(input, &env).map(|_| ()),
+                        lexer.process_word_with_matches(input, &env).map(|_| ()),
+                    ] {
+                        if let Err(e) = result {
+                            assert!(e.offset <= input.len() && input.is_char_boundary(e.offset), "{e:?}");
+                            assert!(!e.to_string().is_empty());
+                        }
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn shell_syntax_soup_never_panics(input in r#"([$\\`'"{}:?#%/*+=\-!@AEN0-9 \n.]|\$\{|\$\{A[:#%/]){0,40}"#) {
+                check(&input);
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(input in any::<String>()) {
+                check(&input);
+            }
+        }
+    }
+}
