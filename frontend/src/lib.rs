@@ -2,4 +2,5 @@
 //! graph for the builder.
 
 pub mod ast;
+pub mod dockerignore;
 pub mod shell;
