@@ -304,7 +304,11 @@ fn read_ignore_file(content: &str) -> Result<Vec<(String, Option<usize>)>, Patte
     for (idx, line) in lines.into_iter().enumerate() {
         let lineno = idx + 1;
         if line.len() >= MAX_LINE {
-            return Err(PatternError { line: Some(lineno), pattern: String::new(), kind: PatternErrorKind::LineTooLong });
+            return Err(PatternError {
+                line: Some(lineno),
+                pattern: String::new(),
+                kind: PatternErrorKind::LineTooLong,
+            });
         }
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.starts_with('#') {
@@ -904,16 +908,17 @@ mod go_regexp {
                 }
                 first = false;
                 let rest = self.rest();
-                if rest.len() > 2 && rest.starts_with("[:") {
-                    if let Some(end) = rest[2..].find(":]") {
-                        let name = &rest[..end + 4];
-                        let Some(group) = posix_class(&rest[2..end + 2]) else {
-                            return syntax("invalid character class range", name);
-                        };
-                        class.add_class(&group);
-                        self.pos += name.len();
-                        continue;
-                    }
+                if rest.len() > 2
+                    && rest.starts_with("[:")
+                    && let Some(end) = rest[2..].find(":]")
+                {
+                    let name = &rest[..end + 4];
+                    let Some(group) = posix_class(&rest[2..end + 2]) else {
+                        return syntax("invalid character class range", name);
+                    };
+                    class.add_class(&group);
+                    self.pos += name.len();
+                    continue;
                 }
                 if rest.starts_with("\\p") || rest.starts_with("\\P") {
                     return Err(Error::Unsupported("Unicode classes (\\p, \\P) in a .dockerignore pattern".into()));
@@ -1122,6 +1127,233 @@ mod go_regexp {
                     prog[split] = Inst::Split(split + 1, end);
                 }
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(patterns: &[&str]) -> IgnoreMatcher {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        IgnoreMatcher::new(&patterns).unwrap_or_else(|e| panic!("{patterns:?}: {e}"))
+    }
+
+    fn pattern_error(patterns: &[&str]) -> PatternError {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        IgnoreMatcher::new(&patterns).expect_err("expected an error")
+    }
+
+    #[test]
+    fn reads_ignore_files_like_ignorefile() {
+        let content = "\u{feff}test1\r\n/test2\n/a/file/here\n\nlastfile\n# comment\n  # not a comment\n! /inverted/abs/path\n./x/../y/\n\t spaced \t\n/";
+        let m = IgnoreMatcher::from_dockerignore(content).unwrap();
+        assert_eq!(
+            m.patterns(),
+            ["test1", "test2", "a/file/here", "lastfile", "# not a comment", "!inverted/abs/path", "y", "spaced", "/"]
+        );
+        assert!(IgnoreMatcher::from_dockerignore("").unwrap().is_empty());
+        assert!(IgnoreMatcher::from_dockerignore("# only\n\n   \n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn ignore_file_errors_carry_line_numbers() {
+        let e = IgnoreMatcher::from_dockerignore("a\n# c\n!\n").unwrap_err();
+        assert_eq!((e.line, &e.kind), (Some(3), &PatternErrorKind::LoneExclamation));
+        assert_eq!(e.to_string(), "line 3: illegal exclusion pattern: \"!\"");
+        let e = IgnoreMatcher::from_dockerignore("a\nb[c\n").unwrap_err();
+        assert_eq!((e.line, &e.kind, e.pattern.as_str()), (Some(2), &PatternErrorKind::Syntax, "b[c"));
+        assert_eq!(e.to_string(), "line 2: syntax error in pattern (\"b[c\")");
+        let long = format!("ok\n{}\n", "x".repeat(MAX_LINE));
+        let e = IgnoreMatcher::from_dockerignore(&long).unwrap_err();
+        assert_eq!((e.line, e.kind), (Some(2), PatternErrorKind::LineTooLong));
+        assert!(IgnoreMatcher::from_dockerignore(&"x".repeat(MAX_LINE - 1)).is_ok());
+    }
+
+    #[test]
+    fn pattern_list_rules() {
+        let m = matcher(&["  docs  ", "", "!docs/README.md ", "./a/../b/"]);
+        assert_eq!(m.patterns(), ["docs", "!docs/README.md", "b"]);
+        assert_eq!(pattern_error(&["!"]).kind, PatternErrorKind::LoneExclamation);
+        assert_eq!(pattern_error(&["a", " ! "]).kind, PatternErrorKind::LoneExclamation);
+        for bad in ["[", "a[", "[^", "[]a]", "[-]", "[x-]", "[a-b-c]", "a\\", "*[", "[\\"] {
+            assert_eq!(pattern_error(&[bad]).kind, PatternErrorKind::Syntax, "{bad:?}");
+        }
+        // Valid for filepath.Match, rejected by Go's regexp.
+        for bad in ["a\\1", "a\\8", "[z-a]", "a\\e", "a\\xZ1", "a\\x{42}", "[[:foo:]]", "a\\C", "\\é"] {
+            assert!(matches!(pattern_error(&[bad]).kind, PatternErrorKind::Regexp(_)), "{bad:?}");
+        }
+        assert!(matches!(pattern_error(&["a\\pL"]).kind, PatternErrorKind::Unsupported(_)));
+        assert!(matches!(pattern_error(&["[\\pL]"]).kind, PatternErrorKind::Unsupported(_)));
+    }
+
+    #[test]
+    fn quirks_seen_on_buildkit() {
+        // Each checked against `docker26 buildx build` (BuildKit's context transfer).
+        let m = matcher(&["**foo", "c\\d", "^abc*", "a/b", "!a", "we^ird", "[[:digit:]]"]);
+        for (path, excluded) in [
+            ("xfoo", true),
+            ("foo", true),
+            ("yfoo.txt", false),
+            ("c5", true),
+            ("cd", false),
+            ("abc", true),
+            ("abcd", true),
+            ("a/b", true),
+            ("a/c", false),
+            ("we^ird", true),
+            ("7", true),
+            ("q", false),
+        ] {
+            assert_eq!(m.is_excluded(path), excluded, "{path}");
+        }
+        let m = matcher(&["[[:alpha:]]"]);
+        assert!(m.is_excluded("q") && !m.is_excluded("ab") && !m.is_excluded("1"));
+    }
+
+    #[test]
+    fn exceptions_and_parent_directories() {
+        let m = matcher(&["docs", "!docs/README.md"]);
+        assert!(m.is_excluded("docs") && m.is_excluded("docs/other.md") && !m.is_excluded("docs/README.md"));
+        assert!(m.may_include_below("docs") && !m.may_include_below("src"));
+        // A directory that no exception reaches is skipped whole, whatever is below it.
+        let m = matcher(&["keep", "!keep/sub", "d/e", "!d/e/f.log"]);
+        assert!(!m.is_excluded("keep/sub/b.txt") && m.is_excluded("keep/a.txt"));
+        assert!(!m.is_excluded("d/e/f.log") && m.is_excluded("d/e/g.log"));
+        // Glob exceptions force the walker into every excluded directory.
+        let m = matcher(&["**", "!**/*.md", "!s"]);
+        assert!(m.may_include_below("anything"));
+        assert!(!m.is_excluded("deep/er/x.md") && m.is_excluded("deep/er/x.txt") && !m.is_excluded("s"));
+        // A directory re-included by an exception brings its contents back too.
+        assert!(!m.is_excluded("s/1.txt"));
+        // Without exceptions nothing is re-included.
+        let m = matcher(&["a"]);
+        assert!(!m.may_include_below("a") && m.is_excluded("a/b/c"));
+        // Later patterns win.
+        assert!(matcher(&["*.go", "!fileutils.go"]).is_excluded("a.go"));
+        assert!(!matcher(&["*.go", "!fileutils.go"]).is_excluded("fileutils.go"));
+        assert!(matcher(&["!fileutils.go", "*.go"]).is_excluded("fileutils.go"));
+    }
+
+    #[test]
+    fn paths_are_cleaned_and_the_root_is_never_excluded() {
+        let m = matcher(&["**"]);
+        assert!(!m.is_excluded(".") && !m.is_excluded("") && !m.is_excluded("./"));
+        assert!(m.is_excluded("a/") && m.is_excluded("./a//b"));
+        assert!(!IgnoreMatcher::default().is_excluded("a"));
+        let m = matcher(&["dir/**"]);
+        assert!(!m.is_excluded("dir") && m.is_excluded("dir/x") && m.is_excluded("dir/x/y"));
+        assert!(matcher(&["a/*.txt"]).is_excluded("a/b.txt") && !matcher(&["a/*.txt"]).is_excluded("a/b/c.txt"));
+    }
+
+    #[test]
+    fn go_regexp_semantics() {
+        // `*` and `?` become `[^/]`, which (negated) matches a newline; `**` uses `.`, which doesn't.
+        assert!(matcher(&["a*b"]).is_excluded("a\nb"));
+        assert!(matcher(&["a?b"]).is_excluded("a\nb"));
+        assert!(!matcher(&["a**/b"]).is_excluded("a\n/b"));
+        assert!(matcher(&["a**/b"]).is_excluded("ax/y/b") && matcher(&["a**/b"]).is_excluded("ab"));
+        // `[^…]` may match `/` (it is Go's class, not filepath.Match's).
+        assert!(matcher(&["a[^x]b"]).is_excluded("a/b"));
+        // Escapes and classes of Go's syntax.
+        assert!(matcher(&["\\x41\\101"]).is_excluded("AA"));
+        assert!(matcher(&["a\\sb"]).is_excluded("a b") && matcher(&["[\\d_]x"]).is_excluded("_x"));
+        assert!(matcher(&["a\\b*"]).is_excluded("a") && !matcher(&["a\\b*"]).is_excluded("ab"));
+        assert!(matcher(&["\\Qa.b"]).is_excluded("a\\.b$"));
+        assert!(matcher(&["[*]"]).is_excluded("]") && matcher(&["[*]"]).is_excluded("^/]"));
+        assert!(matcher(&["[[:^digit:]]"]).is_excluded("x") && !matcher(&["[[:^digit:]]"]).is_excluded("1"));
+        assert!(matcher(&["a[b-d]e"]).is_excluded("ace") && !matcher(&["a[b-d]e"]).is_excluded("aae"));
+        // Plain patterns compare exactly, even with characters a regexp would treat specially.
+        assert!(matcher(&["a(b)c+d{e}$"]).is_excluded("a(b)c+d{e}$"));
+    }
+
+    #[test]
+    fn usable_as_a_path_filter() {
+        use std::sync::Arc;
+        use strata_builder::graph::PathFilter;
+        let filter: Arc<dyn PathFilter> = Arc::new(matcher(&["target", "!target/keep"]));
+        assert!(filter.is_excluded("target/x") && !filter.is_excluded("target/keep/y"));
+        assert!(filter.may_include_below("target"));
+    }
+
+    #[test]
+    fn finds_the_ignore_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path();
+        std::fs::create_dir_all(ctx.join("df")).unwrap();
+        let dockerfile = ctx.join("df/foo.Dockerfile");
+        assert_eq!(ignore_file_for(ctx, &dockerfile), None);
+        // A directory named .dockerignore is not an ignore file.
+        std::fs::create_dir(ctx.join(".dockerignore")).unwrap();
+        assert_eq!(ignore_file_for(ctx, &dockerfile), None);
+        std::fs::remove_dir(ctx.join(".dockerignore")).unwrap();
+        std::fs::write(ctx.join(".dockerignore"), "x").unwrap();
+        assert_eq!(ignore_file_for(ctx, &dockerfile), Some(ctx.join(".dockerignore")));
+        // The Dockerfile's own ignore file, next to it, wins.
+        std::fs::write(ctx.join("df/foo.Dockerfile.dockerignore"), "y").unwrap();
+        assert_eq!(ignore_file_for(ctx, &dockerfile), Some(ctx.join("df/foo.Dockerfile.dockerignore")));
+        // Not one in the context root named after it, nor one for another Dockerfile.
+        std::fs::write(ctx.join("Dockerfile.dockerignore"), "z").unwrap();
+        assert_eq!(ignore_file_for(ctx, &ctx.join("df/Dockerfile")), Some(ctx.join(".dockerignore")));
+        assert_eq!(ignore_file_for(ctx, &ctx.join("Dockerfile")), Some(ctx.join("Dockerfile.dockerignore")));
+    }
+
+    #[test]
+    fn go_clean_matches_go() {
+        for (input, want) in [
+            ("", "."),
+            (".", "."),
+            ("a/b/", "a/b"),
+            ("a//b", "a/b"),
+            ("./a/./b/../c", "a/c"),
+            ("../../a", "../../a"),
+            ("a/../..", ".."),
+            ("/../a", "/a"),
+            ("/", "/"),
+            ("//a//", "/a"),
+            ("!./x", "!./x"),
+        ] {
+            assert_eq!(go_clean(input), want, "{input:?}");
+        }
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #[test]
+            fn any_patterns_and_paths_never_panic(
+                patterns in proptest::collection::vec(r"!?([a-c*?/\\\[\]^\-!.:{}()|$+QEdxpb0-9]|\[:alpha:\]|\*\*){0,12}", 0..5),
+                paths in proptest::collection::vec(r"([a-c/.\n\]\-^*]){0,12}", 1..5),
+            ) {
+                if let Ok(m) = IgnoreMatcher::new(&patterns) {
+                    for path in &paths {
+                        let _ = m.is_excluded(path);
+                        let _ = m.may_include_below(path);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_ignore_file_never_panics(content in any::<String>(), path in any::<String>()) {
+                if let Ok(m) = IgnoreMatcher::from_dockerignore(&content) {
+                    let _ = m.is_excluded(&path);
+                    let _ = m.may_include_below(&path);
+                }
+            }
+
+            /// A plain name pattern excludes exactly that path and everything below it.
+            #[test]
+            fn plain_patterns_exclude_their_subtree(name in "[a-z]{1,8}", other in "[a-z]{1,8}", below in "[a-z]{1,8}") {
+                let m = IgnoreMatcher::new(std::slice::from_ref(&name)).unwrap();
+                prop_assert!(m.is_excluded(&name));
+                let nested = format!("{name}/{below}");
+                prop_assert!(m.is_excluded(&nested));
+                prop_assert_eq!(m.is_excluded(&other), other == name);
+            }
         }
     }
 }

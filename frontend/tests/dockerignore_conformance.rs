@@ -41,7 +41,8 @@ fn check(name: &str, patterns_of: impl Fn(&str) -> Vec<String>) {
         };
         assert!(matches!(expected, "true" | "false" | "error"), "{}:{lineno}: bad expectation", path.display());
         if got != expected {
-            failures.push(format!("line {lineno}: patterns {patterns:?}, path {file:?}: got {got}, expected {expected}"));
+            failures
+                .push(format!("line {lineno}: patterns {patterns:?}, path {file:?}: got {got}, expected {expected}"));
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
