@@ -35,10 +35,12 @@
 //! `a**/x` and `**file` are not), its classes have no POSIX names or Perl escapes, it has no
 //! anchors, its escapes are not Go's, and the exact/prefix/suffix shortcuts above change results
 //! (`**foo` matching `xfoo`). So the translation to Go's regexp syntax is done here as
-//! patternmatcher does it, and [`go_regexp`] implements the part of Go's RE2 syntax such
-//! translations can produce (literals, `.`, classes with ranges, negation, `[:name:]`, `\d\s\w`,
-//! escapes, `^ $ \A \z \b \B`, `\Q…\E`, groups, `* + ?`) with a linear-time NFA. Go's Unicode
-//! classes (`\pL`) are the one thing it refuses, with a clear error, rather than guess.
+//! patternmatcher does it, and the private `go_regexp` module implements the part of Go's RE2
+//! syntax such translations can produce (literals, `.`, classes with ranges, negation,
+//! `[:name:]`, `\d\s\w`, escapes, `^ $ \A \z \b \B`, `\Q…\E`, groups, `* + ?`) with a
+//! linear-time NFA. Go's Unicode classes (`\pL`) are the one thing it refuses, with a clear
+//! error, rather than guess. Patterns are compiled when the matcher is built, so a pattern Go's
+//! regexp rejects fails there (BuildKit fails the build when it first tries the pattern).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -1147,7 +1149,10 @@ mod tests {
 
     #[test]
     fn reads_ignore_files_like_ignorefile() {
-        let content = "\u{feff}test1\r\n/test2\n/a/file/here\n\nlastfile\n# comment\n  # not a comment\n! /inverted/abs/path\n./x/../y/\n\t spaced \t\n/";
+        let content = concat!(
+            "\u{feff}test1\r\n/test2\n/a/file/here\n\nlastfile\n# comment\n",
+            "  # not a comment\n! /inverted/abs/path\n./x/../y/\n\t spaced \t\n/"
+        );
         let m = IgnoreMatcher::from_dockerignore(content).unwrap();
         assert_eq!(
             m.patterns(),
@@ -1326,7 +1331,10 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(3000))]
             #[test]
             fn any_patterns_and_paths_never_panic(
-                patterns in proptest::collection::vec(r"!?([a-c*?/\\\[\]^\-!.:{}()|$+QEdxpb0-9]|\[:alpha:\]|\*\*){0,12}", 0..5),
+                patterns in proptest::collection::vec(
+                    r"!?([a-c*?/\\\[\]^\-!.:{}()|$+QEdxpb0-9]|\[:alpha:\]|\*\*){0,12}",
+                    0..5,
+                ),
                 paths in proptest::collection::vec(r"([a-c/.\n\]\-^*]){0,12}", 1..5),
             ) {
                 if let Ok(m) = IgnoreMatcher::new(&patterns) {
@@ -1347,7 +1355,11 @@ mod tests {
 
             /// A plain name pattern excludes exactly that path and everything below it.
             #[test]
-            fn plain_patterns_exclude_their_subtree(name in "[a-z]{1,8}", other in "[a-z]{1,8}", below in "[a-z]{1,8}") {
+            fn plain_patterns_exclude_their_subtree(
+                name in "[a-z]{1,8}",
+                other in "[a-z]{1,8}",
+                below in "[a-z]{1,8}",
+            ) {
                 let m = IgnoreMatcher::new(std::slice::from_ref(&name)).unwrap();
                 prop_assert!(m.is_excluded(&name));
                 let nested = format!("{name}/{below}");

@@ -181,8 +181,8 @@ impl Lexer {
         self.run(input, env).map(|done| done.word)
     }
 
-    /// Several words, split on unquoted whitespace after expansion (`COPY`/`ADD` sources,
-    /// `EXPOSE`, `VOLUME`, `ONBUILD`-free shell-form argument lists...).
+    /// Several words, split on unquoted whitespace after expansion (the non-JSON forms of
+    /// `COPY`/`ADD` sources and destination, `EXPOSE`, `VOLUME`...).
     pub fn process_words(&self, input: &str, env: &dyn EnvLookup) -> Result<Vec<String>, ExpandError> {
         self.run(input, env).map(|done| done.words)
     }
