@@ -2,4 +2,6 @@
 //! graph for the builder.
 
 pub mod ast;
+pub mod dockerignore;
 pub mod parser;
+pub mod shell;
