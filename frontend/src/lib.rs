@@ -1,7 +1,15 @@
 //! strata's frontends: turn a Dockerfile (or, later, a buildpack source tree) into a build
 //! graph for the builder.
+//!
+//! The Dockerfile path: [`parser`] (text → syntax tree, [`ast`]) → [`instructions`] (typed,
+//! flags checked) → [`convert`] (stages, scopes, expansion with [`shell`] → graph + image
+//! config). [`dockerignore`] decides which context files exist for the build. Errors are
+//! [`diagnostic::Diagnostic`]s pointing at file:line:column.
 
 pub mod ast;
+pub mod convert;
+pub mod diagnostic;
 pub mod dockerignore;
+pub mod instructions;
 pub mod parser;
 pub mod shell;
