@@ -1,0 +1,3 @@
+fn main() {
+    strata_runner::maybe_run_sandbox();
+}
