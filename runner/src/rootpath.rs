@@ -36,10 +36,10 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        format!("too many levels of symbolic links resolving {}", path.display()),
-                    ));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links resolving {}",
+                        path.display()
+                    )));
                 }
                 let target = std::fs::read_link(&candidate)?;
                 if target.is_absolute() {

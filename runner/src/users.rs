@@ -163,7 +163,7 @@ pub fn resolve_in(passwd: &[PasswdEntry], groups: &[GroupEntry], spec: &str) -> 
         }
         None => {
             if let Some(e) = entry {
-                additional.extend(groups.iter().filter(|g| g.members.iter().any(|m| *m == e.name)).map(|g| g.gid));
+                additional.extend(groups.iter().filter(|g| g.members.contains(&e.name)).map(|g| g.gid));
             }
         }
     }
