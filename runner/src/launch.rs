@@ -146,10 +146,6 @@ pub fn run_with(
         .prefix(".strata-sandbox-")
         .tempdir()
         .map_err(|e| RunError::io("creating the sandbox scratch directory", e))?;
-    for dir in ["root", "empty", "mnt"] {
-        std::fs::create_dir(scratch.path().join(dir))
-            .map_err(|e| RunError::io(format!("creating {}", scratch.path().join(dir).display()), e))?;
-    }
     let request = HelperRequest { spec: spec.clone(), scratch: scratch.path().to_path_buf() };
     let request = serde_json::to_vec(&request).map_err(|e| RunError::InvalidSpec(e.to_string()))?;
 

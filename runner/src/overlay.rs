@@ -14,8 +14,8 @@
 //! Mounting prefers the new mount API (`fsopen`/`fsconfig`/`fsmount`/`move_mount`) with one
 //! `lowerdir+` call per layer (Linux 6.8+): each path is passed on its own, so neither the
 //! 4096-byte limit of `mount(2)` options nor escaping of `:` and `,` in paths applies. On older
-//! kernels it falls back to `mount(2)` with an escaped `lowerdir=a:b:c` string, failing with a
-//! clear error when that exceeds one page.
+//! kernels, or for a single path over `fsconfig`'s 255-byte limit, it falls back to `mount(2)`
+//! with an escaped `lowerdir=a:b:c` string, failing with a clear error when that exceeds a page.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,10 @@ use crate::sys;
 
 /// Options that make `upper` a plain layer diff; see the module docs.
 pub const FIXED_OPTIONS: [(&str, &str); 3] = [("index", "off"), ("redirect_dir", "off"), ("metacopy", "off")];
+
+/// The longest value `fsconfig(FSCONFIG_SET_STRING)` accepts (the kernel copies at most 256
+/// bytes including the NUL).
+const FSCONFIG_MAX_STRING: usize = 255;
 
 /// The largest option string `mount(2)` accepts (one page, including the NUL).
 const LEGACY_LIMIT: usize = 4095;
@@ -146,8 +150,10 @@ impl OverlayOptions {
             })?;
             if let Err(source) = ctx.set_string(key, value) {
                 let detail = ctx.messages();
-                // An unknown `lowerdir+` (kernel < 6.8) is rejected on the very first call.
-                let unsupported = i == 0 && key == "lowerdir+" && source.raw_os_error() == Some(nix::libc::EINVAL);
+                // An unknown `lowerdir+` (kernel < 6.8) is rejected on the very first call, and
+                // fsconfig takes strings of at most 255 bytes; mount(2) may still manage both.
+                let einval = source.raw_os_error() == Some(nix::libc::EINVAL);
+                let unsupported = einval && ((i == 0 && key == "lowerdir+") || value.len() > FSCONFIG_MAX_STRING);
                 return Err(NewApiError { unsupported, source, detail: format!("{key}={value}: {detail}") });
             }
         }

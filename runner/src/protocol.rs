@@ -17,8 +17,9 @@ use crate::spec::SandboxSpec;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperRequest {
     pub spec: SandboxSpec,
-    /// A private scratch directory (removed by the parent afterwards) holding the rootfs
-    /// mount point `root/`, an empty directory `empty/`, and staging mount points `mnt/N`.
+    /// An empty directory (removed by the parent afterwards) on which the helper mounts a
+    /// private tmpfs holding the rootfs mount point `root/`, an empty directory `empty/`, and
+    /// staging mount points `mnt/N`.
     pub scratch: PathBuf,
 }
 

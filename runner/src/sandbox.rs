@@ -43,6 +43,16 @@ use crate::stubs;
 use crate::sys;
 use crate::users;
 
+/// The capabilities a `RUN` step keeps (Docker's default set, which BuildKit uses): chown,
+/// dac_override, fowner, fsetid, kill, setgid, setuid, setpcap, net_bind_service, net_raw,
+/// sys_chroot, mknod, audit_write, setfcap. Notably no `CAP_SYS_ADMIN`: no mounting inside.
+pub const DEFAULT_CAPABILITIES: [u32; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+
+/// [`DEFAULT_CAPABILITIES`] as a bit mask.
+pub fn default_capability_mask() -> u64 {
+    DEFAULT_CAPABILITIES.iter().fold(0, |mask, cap| mask | 1 << cap)
+}
+
 /// `PATH` when the spec's environment has none (runc's and BuildKit's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -131,6 +141,13 @@ fn helper(request: &HelperRequest, reporter: &mut Reporter) -> Result<ExitStatus
     }
     sys::set_hostname(&spec.hostname).map_err(ctx(|| format!("setting hostname {:?}", spec.hostname)))?;
 
+    // Everything the sandbox needs on the host side lives on a tmpfs private to this mount
+    // namespace: nothing is left in the host's scratch directory, whatever way we die.
+    sys::mount("tmpfs", &request.scratch, "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=700"))
+        .map_err(ctx(|| format!("mounting a tmpfs on {}", request.scratch.display())))?;
+    for dir in ["root", "empty", "mnt"] {
+        std::fs::create_dir(request.scratch.join(dir)).map_err(ctx(|| format!("creating scratch {dir}")))?;
+    }
     let root = request.scratch.join("root");
     let upper = Some((spec.rootfs.upper.clone(), spec.rootfs.work.clone()));
     OverlayOptions::new(&spec.rootfs.lower, upper, &request.scratch.join("empty"))
@@ -242,8 +259,11 @@ fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     let env = env.iter().map(|e| cstring(e.as_bytes(), "an environment entry")).collect::<Result<_, _>>()?;
     let path = cstring(path.as_os_str().as_bytes(), "the command path")?;
 
+    let caps = default_capability_mask();
+    sys::restrict_bounding_set(caps).map_err(ctx(|| "dropping capabilities".into()))?;
     sys::switch_user(user.uid, user.gid, &user.additional_gids)
         .map_err(ctx(|| format!("switching to uid {} gid {}", user.uid, user.gid)))?;
+    sys::restrict_capabilities(caps).map_err(ctx(|| "dropping capabilities".into()))?;
     Ok(Ready { path, args, env, name })
 }
 
@@ -392,6 +412,12 @@ mod tests {
         // A key without `=` counts as present (and is passed through untouched).
         let env = vec!["HOME".to_string()];
         assert_eq!(final_env(&env, "/root"), ["HOME", &format!("PATH={DEFAULT_PATH}")]);
+    }
+
+    #[test]
+    fn capabilities_are_dockers_defaults() {
+        // CapEff of a root RUN step under BuildKit 0.13.
+        assert_eq!(default_capability_mask(), 0xa80425fb);
     }
 
     #[test]

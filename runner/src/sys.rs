@@ -334,6 +334,39 @@ pub fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     nix::unistd::setresuid(uid, uid, uid).map_err(io_err)
 }
 
+/// Removes every capability not in `keep` (a bit mask of `CAP_*` numbers) from the bounding
+/// set, so nothing the process execs can regain it. Needs `CAP_SETPCAP`: call before
+/// [`switch_user`].
+pub fn restrict_bounding_set(keep: u64) -> io::Result<()> {
+    use rustix::thread::{CapabilitySet, capability_is_in_bounding_set, remove_capability_from_bounding_set};
+    for cap in 0..64u32 {
+        let one = CapabilitySet::from_bits_retain(1 << cap);
+        match capability_is_in_bounding_set(one) {
+            // Past the kernel's last capability.
+            Err(rustix::io::Errno::INVAL) => break,
+            Err(e) => return Err(e.into()),
+            Ok(true) if keep & (1 << cap) == 0 => remove_capability_from_bounding_set(one)?,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Limits the effective and permitted sets to `keep` and clears the inheritable set (what runc
+/// does with the spec's capability lists). After [`switch_user`] to a non-root user the
+/// permitted set is already empty, and stays so.
+pub fn restrict_capabilities(keep: u64) -> io::Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, capabilities, set_capabilities};
+    let now = capabilities(None)?;
+    let keep = CapabilitySet::from_bits_retain(keep);
+    let sets = CapabilitySets {
+        effective: now.permitted & keep,
+        permitted: now.permitted & keep,
+        inheritable: CapabilitySet::empty(),
+    };
+    Ok(set_capabilities(None, sets)?)
+}
+
 /// `execve(2)`; returns only on failure.
 pub fn execve(path: &CStr, args: &[CString], env: &[CString]) -> io::Error {
     match nix::unistd::execve(path, args, env) {

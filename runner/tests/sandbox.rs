@@ -520,10 +520,69 @@ fn many_layers_beyond_the_option_limit(_fx: &Fixture) {
     assert!(st.success());
 }
 
+fn capabilities_like_buildkit(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let script =
+        "grep -E '^Cap(Eff|Bnd)' /proc/self/status; mkdir -p /m; mount -t tmpfs none /m 2>/dev/null || echo denied";
+    let out = run_ok(&l.spec(&["sh", "-c", script]));
+    assert_eq!(out, "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\ndenied\n");
+    let mut spec = l.spec(&["grep", "-E", "^Cap(Eff|Prm)", "/proc/self/status"]);
+    spec.process.user = "builder".into();
+    assert_eq!(run_ok(&spec), "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n");
+}
+
+/// The builder process dying (SIGTERM, default action: no cleanup code runs) takes the
+/// sandbox down with it.
+fn parent_death_kills_the_sandbox(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let marker = format!("{}", 700_000 + std::process::id() % 90_000);
+    let spec = l.spec(&["sh", "-c", &format!("sleep {marker} & sleep {marker}")]);
+    let mut parent =
+        Command::new("/proc/self/exe").arg(PARENT_ARG).arg(serde_json::to_string(&spec).unwrap()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with_arg(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "sandbox never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill").args(["-TERM", &parent.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let status = parent.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with_arg(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "sandbox processes outlived the builder");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mounts lived in the sandbox's namespaces only.
+    let host = std::fs::read_to_string("/proc/1/mountinfo").unwrap();
+    assert!(!host.contains(".strata-sandbox-"), "a sandbox mount reached the host namespace");
+    // The builder had no chance to remove its (empty) scratch directory; nothing is inside.
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".strata-sandbox-") {
+            assert_eq!(std::fs::read_dir(entry.path()).unwrap().count(), 0);
+            std::fs::remove_dir(entry.path()).unwrap();
+        }
+    }
+}
+
+/// Makes this binary act as a builder process for `parent_death_kills_the_sandbox`.
+const PARENT_ARG: &str = "__test_parent";
+
+fn act_as_parent(spec_json: &str) -> ! {
+    strata_runner::enter_private_mount_namespace().unwrap();
+    let spec: SandboxSpec = serde_json::from_str(spec_json).unwrap();
+    let _ = run(&spec, &mut |_, _| {});
+    std::process::exit(0)
+}
+
 type TestFn = fn(&Fixture);
 
 fn main() {
     strata_runner::maybe_run_sandbox();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(PARENT_ARG) {
+        act_as_parent(&args[2]);
+    }
     strata_runner::enter_private_mount_namespace().expect("entering a private mount namespace (run as root)");
 
     let tests: &[(&str, TestFn)] = &[
@@ -538,7 +597,9 @@ fn main() {
         ("host_files_invisible", host_files_invisible),
         ("stubs_removed_mount_points_kept", stubs_removed_mount_points_kept),
         ("setup_errors_are_reported", setup_errors_are_reported),
+        ("capabilities_like_buildkit", capabilities_like_buildkit),
         ("kill_leaves_nothing_behind", kill_leaves_nothing_behind),
+        ("parent_death_kills_the_sandbox", parent_death_kills_the_sandbox),
         ("no_mounts_leak_after_runs", no_mounts_leak_after_runs),
         ("mount_rootfs_shapes", mount_rootfs_shapes),
         ("many_layers_beyond_the_option_limit", many_layers_beyond_the_option_limit),
