@@ -264,6 +264,7 @@ fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     sys::switch_user(user.uid, user.gid, &user.additional_gids)
         .map_err(ctx(|| format!("switching to uid {} gid {}", user.uid, user.gid)))?;
     sys::restrict_capabilities(caps).map_err(ctx(|| "dropping capabilities".into()))?;
+    sys::cloexec_from_3().map_err(ctx(|| "closing inherited descriptors".into()))?;
     Ok(Ready { path, args, env, name })
 }
 

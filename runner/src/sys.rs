@@ -386,6 +386,26 @@ pub fn is_executable_file(path: &Path) -> bool {
 // ---------------------------------------------------------------------------------------------
 // File descriptors.
 
+/// Marks every descriptor from 3 up close-on-exec, so the process inherits only stdio — not
+/// what the builder itself inherited without `O_CLOEXEC` (runc does the same before exec).
+pub fn cloexec_from_3() -> io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk the descriptor table instead.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= 3)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number that may or may not still be open only changes flags.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
 /// Duplicates `fd` to a new close-on-exec descriptor.
 pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)

@@ -575,6 +575,17 @@ fn act_as_parent(spec_json: &str) -> ! {
     std::process::exit(0)
 }
 
+fn process_environment_details(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let script = "umask; cat; echo stdin-empty; \
+                  wc -c < /proc/keys; touch /proc/sys/x 2>/dev/null || echo proc-sys-ro";
+    let out = run_ok(&l.spec(&["sh", "-c", script]));
+    let lines: Vec<&str> = out.lines().collect();
+    // Only stdio is inherited; ls sees its own directory handle (3) in /proc/self/fd.
+    assert_eq!(run_ok(&l.spec(&["ls", "/proc/self/fd"])), "0\n1\n2\n3\n");
+    assert_eq!(lines, ["0022", "stdin-empty", "0", "proc-sys-ro"], "umask, stdin, masked /proc/keys, ro /proc/sys");
+}
+
 type TestFn = fn(&Fixture);
 
 fn main() {
@@ -589,6 +600,7 @@ fn main() {
         ("output_streamed_and_exit_codes", output_streamed_and_exit_codes),
         ("writes_land_in_upper_only", writes_land_in_upper_only),
         ("pid1_hostname_devices", pid1_hostname_devices),
+        ("process_environment_details", process_environment_details),
         ("cwd_created_and_owned_by_user", cwd_created_and_owned_by_user),
         ("users_by_name_and_id", users_by_name_and_id),
         ("env_exactly_as_given", env_exactly_as_given),
