@@ -28,10 +28,11 @@ pub struct Rootfs {
 pub struct Process {
     /// argv; `args[0]` without a `/` is looked up in the `PATH` of `env` inside the rootfs.
     pub args: Vec<String>,
-    /// `NAME=value` entries; the process sees exactly these (plus `HOSTNAME`/`HOME` defaults
-    /// Docker adds when absent).
+    /// `NAME=value` entries; the process sees exactly these, plus `HOME` (the user's home
+    /// directory) and a default `PATH` when absent, as BuildKit's runc does.
     pub env: Vec<String>,
-    /// Absolute working directory inside the rootfs; created (owned by root) if missing.
+    /// Absolute working directory inside the rootfs; created if missing (mode 0755, owned by the
+    /// resolved user, as BuildKit's executor does).
     pub cwd: String,
     /// `user[:group]` by name or numeric id, resolved in the rootfs's `/etc/passwd` and
     /// `/etc/group`; empty means `root` (0:0).
@@ -81,4 +82,32 @@ pub struct SandboxSpec {
     /// Extra mounts, applied in order after the rootfs, `/proc`, `/dev`, and the host's
     /// `/etc/resolv.conf` and `/etc/hosts`.
     pub mounts: Vec<MountSpec>,
+}
+
+/// A root filesystem to mount for file operations done outside the sandbox (`COPY`).
+///
+/// Without `upper` the view is read-only; with it, writes land in `upper` in overlayfs upper
+/// format, exactly as for a [`Rootfs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsView {
+    /// Layer directories, bottom (base image) first. May be empty.
+    pub lower: Vec<PathBuf>,
+    pub upper: Option<UpperDir>,
+}
+
+/// The writable part of an overlay: `upper` receives changes, `work` is overlayfs' scratch
+/// directory (empty, same filesystem as `upper`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpperDir {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+impl From<&Rootfs> for RootfsView {
+    fn from(rootfs: &Rootfs) -> Self {
+        RootfsView {
+            lower: rootfs.lower.clone(),
+            upper: Some(UpperDir { upper: rootfs.upper.clone(), work: rootfs.work.clone() }),
+        }
+    }
 }

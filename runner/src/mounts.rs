@@ -1,0 +1,319 @@
+//! Which mounts, device nodes and masks a sandbox gets, computed as plain data.
+//!
+//! [`plan`] turns a [`SandboxSpec`] into a [`MountPlan`]; `sandbox.rs` carries it out step by
+//! step. The defaults are what BuildKit 0.13 with runc gives a `RUN` step, read off
+//! `/proc/self/mountinfo` and `ls -l /dev` inside one:
+//!
+//! | target | type | flags / data |
+//! |---|---|---|
+//! | `/proc` | proc | nosuid,nodev,noexec |
+//! | `/dev` | tmpfs | nosuid,strictatime `mode=755,size=65536k` |
+//! | `/dev/pts` | devpts | nosuid,noexec `newinstance,ptmxmode=0666,mode=0620,gid=5` |
+//! | `/dev/shm` | tmpfs | nosuid,nodev,noexec `mode=1777,size=65536k` |
+//! | `/dev/mqueue` | mqueue | nosuid,nodev,noexec |
+//! | `/sys` | sysfs | ro,nosuid,nodev,noexec |
+//! | `/etc/resolv.conf`, `/etc/hosts` | bind of the host's file | ro,nosuid,nodev,noexec |
+//!
+//! `/dev` holds `null zero full random urandom tty` (0666 char devices) and the symlinks
+//! `fd stdin stdout stderr ptmx`. After `pivot_root`, runc's default masked paths are hidden
+//! (files under `/dev/null`, directories under a read-only tmpfs) and its read-only paths
+//! remounted read-only; each only if it exists.
+//!
+//! Mount points missing from the rootfs are created there (directories 0755, files empty), so
+//! `dev/ proc/ sys/` end up in the layer as they do with BuildKit; which of them are removed
+//! again afterwards is decided by `stubs.rs`.
+//!
+//! Not reproduced: BuildKit's read-only cgroup mounts under `/sys/fs/cgroup`.
+
+use std::path::PathBuf;
+
+use nix::mount::MsFlags;
+
+use crate::spec::{MountSpecKind, Rootfs, SandboxSpec};
+
+/// One mount inside the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the rootfs.
+    pub target: String,
+    pub source: Source,
+    pub flags: MsFlags,
+    pub data: Option<String>,
+    /// Remount read-only after mounting (bind mounts cannot be made read-only in one step).
+    pub readonly: bool,
+}
+
+/// What gets mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A fresh filesystem of a kernel type (`proc`, `tmpfs`, ...).
+    Fs { fstype: &'static str },
+    /// A host file or directory; the mount point is created as the same kind.
+    Bind { path: PathBuf, recursive: bool },
+    /// A writable-or-not overlay of layers, of which `subpath` is mounted.
+    Overlay { rootfs: Rootfs, subpath: String },
+}
+
+/// One step done inside the rootfs before `pivot_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Mount(Mount),
+    /// A character device node with exactly this mode.
+    CharDevice {
+        path: String,
+        major: u64,
+        minor: u64,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+/// Done after `pivot_root`, on paths that exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRule {
+    /// Hide: bind `/dev/null` over a file, a read-only empty tmpfs over a directory.
+    Mask(String),
+    /// Bind onto itself and remount read-only.
+    ReadOnly(String),
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    pub steps: Vec<Step>,
+    pub after_pivot: Vec<PathRule>,
+}
+
+/// Host files shared into every sandbox, when the host has them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostFiles {
+    pub resolv_conf: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
+}
+
+impl HostFiles {
+    /// The host's `/etc/resolv.conf` and `/etc/hosts`, those that exist.
+    pub fn from_host() -> HostFiles {
+        let existing = |p: &str| Some(PathBuf::from(p)).filter(|p| p.is_file());
+        HostFiles { resolv_conf: existing("/etc/resolv.conf"), hosts: existing("/etc/hosts") }
+    }
+}
+
+/// runc's default masked paths (containerd's `defaultUnixSpec`).
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// runc's default read-only paths.
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+const NOSUID: MsFlags = MsFlags::MS_NOSUID;
+const NODEV: MsFlags = MsFlags::MS_NODEV;
+const NOEXEC: MsFlags = MsFlags::MS_NOEXEC;
+
+fn fs(target: &str, fstype: &'static str, flags: MsFlags, data: Option<&str>) -> Step {
+    Step::Mount(Mount {
+        target: target.to_string(),
+        source: Source::Fs { fstype },
+        flags,
+        data: data.map(String::from),
+        readonly: false,
+    })
+}
+
+fn host_file(target: &str, path: &std::path::Path) -> Step {
+    Step::Mount(Mount {
+        target: target.to_string(),
+        source: Source::Bind { path: path.to_path_buf(), recursive: false },
+        flags: NOSUID | NODEV | NOEXEC,
+        data: None,
+        readonly: true,
+    })
+}
+
+/// The plan for `spec`.
+pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
+    let mut steps = vec![
+        fs("/proc", "proc", NOSUID | NODEV | NOEXEC, None),
+        fs("/dev", "tmpfs", NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
+    ];
+    for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+        steps.push(Step::CharDevice { path: format!("/dev/{name}"), major: 1, minor, mode: 0o666 });
+    }
+    steps.push(Step::CharDevice { path: "/dev/tty".into(), major: 5, minor: 0, mode: 0o666 });
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        steps.push(Step::Symlink { path: format!("/dev/{name}"), target: target.to_string() });
+    }
+    steps.push(fs("/dev/pts", "devpts", NOSUID | NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5")));
+    steps.push(fs("/dev/shm", "tmpfs", NOSUID | NODEV | NOEXEC, Some("mode=1777,size=65536k")));
+    steps.push(fs("/dev/mqueue", "mqueue", NOSUID | NODEV | NOEXEC, None));
+    steps.push(fs("/sys", "sysfs", NOSUID | NODEV | NOEXEC | MsFlags::MS_RDONLY, None));
+    if let Some(path) = &host.resolv_conf {
+        steps.push(host_file("/etc/resolv.conf", path));
+    }
+    if let Some(path) = &host.hosts {
+        steps.push(host_file("/etc/hosts", path));
+    }
+    for m in &spec.mounts {
+        steps.push(Step::Mount(match &m.kind {
+            MountSpecKind::Bind { source, readonly } => Mount {
+                target: m.target.clone(),
+                source: Source::Bind { path: source.clone(), recursive: true },
+                flags: MsFlags::empty(),
+                data: None,
+                readonly: *readonly,
+            },
+            MountSpecKind::Overlay { rootfs, subpath, readonly } => Mount {
+                target: m.target.clone(),
+                source: Source::Overlay { rootfs: rootfs.clone(), subpath: subpath.clone() },
+                flags: MsFlags::empty(),
+                data: None,
+                readonly: *readonly,
+            },
+            MountSpecKind::Tmpfs { size, mode } => {
+                let mut data = format!("mode={mode:o}");
+                if let Some(size) = size {
+                    data.push_str(&format!(",size={size}"));
+                }
+                Mount {
+                    target: m.target.clone(),
+                    source: Source::Fs { fstype: "tmpfs" },
+                    flags: NOSUID | NODEV | MsFlags::MS_STRICTATIME,
+                    data: Some(data),
+                    readonly: false,
+                }
+            }
+        }));
+    }
+    let mut after_pivot: Vec<PathRule> = MASKED_PATHS.iter().map(|p| PathRule::Mask(p.to_string())).collect();
+    after_pivot.extend(READONLY_PATHS.iter().map(|p| PathRule::ReadOnly(p.to_string())));
+    MountPlan { steps, after_pivot }
+}
+
+/// Paths BuildKit treats as mount stubs: created only to be mounted on, removed after the run
+/// when still empty (`executor.MountStubsCleaner`).
+pub fn stub_candidates(spec: &SandboxSpec) -> Vec<String> {
+    let mut names = vec!["/etc/resolv.conf".to_string(), "/etc/hosts".to_string()];
+    names.extend(spec.mounts.iter().map(|m| m.target.clone()));
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{MountSpec, Network, Process};
+
+    fn spec(mounts: Vec<MountSpec>) -> SandboxSpec {
+        SandboxSpec {
+            rootfs: Rootfs { lower: vec![], upper: "/u".into(), work: "/w".into() },
+            process: Process { args: vec!["true".into()], env: vec![], cwd: "/".into(), user: String::new() },
+            hostname: "h".into(),
+            network: Network::None,
+            mounts,
+        }
+    }
+
+    fn targets(plan: &MountPlan) -> Vec<&str> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Mount(m) => Some(m.target.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_mounts_in_order() {
+        let host = HostFiles { resolv_conf: Some("/etc/resolv.conf".into()), hosts: Some("/etc/hosts".into()) };
+        let plan = plan(&spec(vec![]), &host);
+        assert_eq!(
+            targets(&plan),
+            ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/resolv.conf", "/etc/hosts"]
+        );
+        let sys = plan.steps.iter().find_map(|s| match s {
+            Step::Mount(m) if m.target == "/sys" => Some(m),
+            _ => None,
+        });
+        assert!(sys.unwrap().flags.contains(MsFlags::MS_RDONLY));
+        let hosts = plan.steps.iter().find_map(|s| match s {
+            Step::Mount(m) if m.target == "/etc/hosts" => Some(m),
+            _ => None,
+        });
+        let hosts = hosts.unwrap();
+        assert!(hosts.readonly);
+        assert_eq!(hosts.source, Source::Bind { path: "/etc/hosts".into(), recursive: false });
+    }
+
+    #[test]
+    fn devices_are_created_before_dev_submounts() {
+        let plan = plan(&spec(vec![]), &HostFiles::default());
+        let pos = |pred: &dyn Fn(&Step) -> bool| plan.steps.iter().position(pred).unwrap();
+        let dev = pos(&|s| matches!(s, Step::Mount(m) if m.target == "/dev"));
+        let null =
+            pos(&|s| matches!(s, Step::CharDevice { path, major: 1, minor: 3, mode: 0o666 } if path == "/dev/null"));
+        let ptmx = pos(&|s| matches!(s, Step::Symlink { path, target } if path == "/dev/ptmx" && target == "pts/ptmx"));
+        let pts = pos(&|s| matches!(s, Step::Mount(m) if m.target == "/dev/pts"));
+        assert!(dev < null && null < pts && ptmx < pts);
+        let devices = plan.steps.iter().filter(|s| matches!(s, Step::CharDevice { .. })).count();
+        assert_eq!(devices, 6);
+    }
+
+    #[test]
+    fn missing_host_files_are_not_mounted() {
+        let plan = plan(&spec(vec![]), &HostFiles::default());
+        assert!(!targets(&plan).iter().any(|t| t.starts_with("/etc")));
+    }
+
+    #[test]
+    fn extra_mounts_come_last_with_their_options() {
+        let mounts = vec![
+            MountSpec { target: "/cache".into(), kind: MountSpecKind::Tmpfs { size: Some(1024), mode: 0o1777 } },
+            MountSpec {
+                target: "/src".into(),
+                kind: MountSpecKind::Bind { source: "/host/src".into(), readonly: true },
+            },
+        ];
+        let plan = plan(&spec(mounts), &HostFiles::default());
+        let t = targets(&plan);
+        assert_eq!(&t[t.len() - 2..], ["/cache", "/src"]);
+        let Step::Mount(tmp) = &plan.steps[plan.steps.len() - 2] else { panic!() };
+        assert_eq!(tmp.data.as_deref(), Some("mode=1777,size=1024"));
+        let Step::Mount(src) = plan.steps.last().unwrap() else { panic!() };
+        assert!(src.readonly);
+        assert_eq!(src.source, Source::Bind { path: "/host/src".into(), recursive: true });
+    }
+
+    #[test]
+    fn masks_and_readonly_paths_follow_runc() {
+        let plan = plan(&spec(vec![]), &HostFiles::default());
+        assert!(plan.after_pivot.contains(&PathRule::Mask("/proc/kcore".into())));
+        assert!(plan.after_pivot.contains(&PathRule::ReadOnly("/proc/sys".into())));
+        assert_eq!(plan.after_pivot.len(), MASKED_PATHS.len() + READONLY_PATHS.len());
+    }
+
+    #[test]
+    fn stubs_are_resolv_hosts_and_mount_targets() {
+        let mounts = vec![MountSpec { target: "/a/b".into(), kind: MountSpecKind::Tmpfs { size: None, mode: 0o755 } }];
+        assert_eq!(stub_candidates(&spec(mounts)), ["/etc/resolv.conf", "/etc/hosts", "/a/b"]);
+    }
+}
