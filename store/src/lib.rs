@@ -16,5 +16,6 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod layer;
 pub mod oci;
 pub mod reference;
