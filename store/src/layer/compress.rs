@@ -286,11 +286,8 @@ mod tests {
         assert_eq!(sniff_archive(b"#!/bin/sh\necho hi\n"), None);
         assert_eq!(sniff_archive(&[0u8; 1024]), None, "an empty tar is not an archive to ADD");
         let mut w = crate::layer::tar_write::TarWriter::new(Vec::new());
-        w.header(&crate::layer::tar_write::TarHeader::new(
-            b"a".to_vec(),
-            crate::layer::tar_write::EntryType::Regular,
-        ))
-        .unwrap();
+        w.header(&crate::layer::tar_write::TarHeader::new(b"a".to_vec(), crate::layer::tar_write::EntryType::Regular))
+            .unwrap();
         let tar = w.finish().unwrap();
         assert_eq!(sniff_archive(&tar), Some(ArchiveKind::Tar));
         assert_eq!(sniff_archive(&tar[..100]), None, "too short to check a header");

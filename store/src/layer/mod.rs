@@ -142,7 +142,9 @@ impl EmptyAware {
 
     fn finish(mut self) -> io::Result<BlobWriter> {
         if let Some(mut blob) = self.blob.take() {
-            if self.compression == Compression::Gzip && self.head.len() == EMPTY_TAR_LEN && self.head.iter().all(|&b| b == 0)
+            if self.compression == Compression::Gzip
+                && self.head.len() == EMPTY_TAR_LEN
+                && self.head.iter().all(|&b| b == 0)
             {
                 blob.write_all(&EMPTY_GZIP_LAYER)?;
                 return Ok(blob);
@@ -185,7 +187,8 @@ pub fn commit_layer(
     compression: Compression,
     opts: &PackOptions,
 ) -> Result<LayerBlob, LayerError> {
-    let sink = EmptyAware { compression, head: Vec::with_capacity(EMPTY_TAR_LEN + 1), blob: Some(blobs.writer()?), enc: None };
+    let sink =
+        EmptyAware { compression, head: Vec::with_capacity(EMPTY_TAR_LEN + 1), blob: Some(blobs.writer()?), enc: None };
     let (hashing, entries) = pack::write_tar_counted(upper, lowers, HashingWriter::new(sink), opts)?;
     let (sink, diff_id, _tar_size) = hashing.finish();
     let blob = sink.finish().map_err(|e| LayerError::io("compressing the layer", e))?;

@@ -100,7 +100,10 @@ pub fn content_xattrs(x: &Xattrs) -> Xattrs {
 fn lstat(p: &Path) -> io::Result<Option<Metadata>> {
     match std::fs::symlink_metadata(p) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),

@@ -291,9 +291,8 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             };
             let flag = blk[156];
-            let num = |r: std::ops::Range<usize>, what: &str| {
-                parse_numeric(&blk[r]).map_err(|e| format!("{what}: {e}"))
-            };
+            let num =
+                |r: std::ops::Range<usize>, what: &str| parse_numeric(&blk[r]).map_err(|e| format!("{what}: {e}"));
             match flag {
                 b'x' | b'g' | b'L' | b'K' => {
                     let size = num(124..136, "size").map_err(|e| self.bad(e))?;
@@ -416,8 +415,10 @@ impl<R: Read> TarReader<R> {
                 other => Kind::Other(other),
             };
             // Links, devices, directories and fifos carry no data (Go's isHeaderOnlyType).
-            if matches!(e.kind, Kind::HardLink | Kind::Symlink | Kind::Char | Kind::Block | Kind::Directory | Kind::Fifo)
-            {
+            if matches!(
+                e.kind,
+                Kind::HardLink | Kind::Symlink | Kind::Char | Kind::Block | Kind::Directory | Kind::Fifo
+            ) {
                 size = 0;
             }
             e.size = size;

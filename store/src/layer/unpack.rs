@@ -35,14 +35,14 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 use rustix::fs::Mode as Perm;
+use rustix::fs::{AtFlags, FileType, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+use super::LayerError;
 use super::compress::{self, ArchiveKind};
 use super::overlay::{self, OPAQUE_XATTR};
 use super::tar_read::{Entry, Kind, TarReader};
-use super::LayerError;
 use crate::digest::{Digest, HashingReader};
 use crate::oci::Compression;
 
@@ -246,7 +246,9 @@ impl<'a> Extractor<'a> {
             Err(Errno::NOTDIR) => {
                 return Err(self.fail(format!("a parent of this entry ({}) is not a directory", join(comps).display())));
             }
-            Err(e) => return Err(self.fail_io(format!("opening the parent directory {}", join(comps).display()), errno(e))),
+            Err(e) => {
+                return Err(self.fail_io(format!("opening the parent directory {}", join(comps).display()), errno(e)));
+            }
         }
         let mut fd = self.open_dir(&[]).map_err(|e| self.fail_io("opening the destination", errno(e)))?;
         for i in 0..comps.len() {
@@ -264,10 +266,8 @@ impl<'a> Extractor<'a> {
             match rustix::fs::mkdirat(&fd, name.as_slice(), Perm::from_raw_mode(0o755)) {
                 Ok(()) => {}
                 Err(Errno::EXIST) => {
-                    return Err(self.fail(format!(
-                        "parent {} is a symlink to a missing directory",
-                        join(&comps[..=i]).display()
-                    )));
+                    return Err(self
+                        .fail(format!("parent {} is a symlink to a missing directory", join(&comps[..=i]).display())));
                 }
                 Err(e) => return Err(self.fail_io(format!("creating {}", join(&comps[..=i]).display()), errno(e))),
             }
@@ -300,7 +300,8 @@ impl<'a> Extractor<'a> {
         }
         rustix::fs::fchown(fd, Some(uid(md.uid())), Some(gid(md.gid())))
             .map_err(|e| self.fail_io("setting the owner of a parent directory", errno(e)))?;
-        let xattrs = overlay::read_xattrs(&lpath).map_err(|e| self.fail_io("reading xattrs of a lower directory", e))?;
+        let xattrs =
+            overlay::read_xattrs(&lpath).map_err(|e| self.fail_io("reading xattrs of a lower directory", e))?;
         for (k, v) in overlay::content_xattrs(&xattrs) {
             rustix::fs::fsetxattr(fd, k.as_slice(), &v, XattrFlags::empty())
                 .map_err(|e| self.fail_io("setting xattrs of a parent directory", errno(e)))?;
@@ -405,10 +406,13 @@ impl<'a> Extractor<'a> {
                 }
                 let fd = OwnedFd::from(file);
                 self.finish_fd(&fd, e, u, g)?;
-                rustix::fs::futimens(&fd, &Timestamps {
-                    last_access: ts(e.mtime, e.mtime_nsec),
-                    last_modification: ts(e.mtime, e.mtime_nsec),
-                })
+                rustix::fs::futimens(
+                    &fd,
+                    &Timestamps {
+                        last_access: ts(e.mtime, e.mtime_nsec),
+                        last_modification: ts(e.mtime, e.mtime_nsec),
+                    },
+                )
                 .map_err(|err| self.fail_io("setting times", errno(err)))?;
             }
             Kind::Symlink => {
@@ -468,8 +472,7 @@ impl<'a> Extractor<'a> {
             Kind::Other(flag) => {
                 return Err(LayerError::Unsupported(format!(
                     "tar entry {:?} has type {:?}, which strata does not extract",
-                    self.entry,
-                    flag as char
+                    self.entry, flag as char
                 )));
             }
         }
@@ -558,11 +561,15 @@ impl<'a> Extractor<'a> {
                 // Replaced by a later entry, or removed by one.
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
                 Err(err) => {
-                    return Err(LayerError::io(format!("opening {} to set its times", join(&comps).display()), errno(err)));
+                    return Err(LayerError::io(
+                        format!("opening {} to set its times", join(&comps).display()),
+                        errno(err),
+                    ));
                 }
             };
-            rustix::fs::futimens(&fd, &Timestamps { last_access: t, last_modification: t })
-                .map_err(|err| LayerError::io(format!("setting the times of {}", join(&comps).display()), errno(err)))?;
+            rustix::fs::futimens(&fd, &Timestamps { last_access: t, last_modification: t }).map_err(|err| {
+                LayerError::io(format!("setting the times of {}", join(&comps).display()), errno(err))
+            })?;
         }
         Ok(())
     }
@@ -614,7 +621,9 @@ mod tests {
 
     #[test]
     fn cleaning_paths() {
-        let c = |s: &str| clean(s.as_bytes()).map(|v| v.iter().map(|c| String::from_utf8(c.clone()).unwrap()).collect::<Vec<_>>());
+        let c = |s: &str| {
+            clean(s.as_bytes()).map(|v| v.iter().map(|c| String::from_utf8(c.clone()).unwrap()).collect::<Vec<_>>())
+        };
         assert_eq!(c("./a//b/./c/").unwrap(), ["a", "b", "c"]);
         assert_eq!(c("a/../b").unwrap(), ["b"]);
         assert!(c("../x").is_err());
