@@ -20,7 +20,8 @@ struct Overlay(PathBuf);
 impl Overlay {
     fn mount(target: &Path, opts: &str, flags: MsFlags) -> Overlay {
         fs::create_dir_all(target).unwrap();
-        mount(Some("overlay"), target, Some("overlay"), flags, Some(opts)).unwrap_or_else(|e| panic!("mount {opts}: {e}"));
+        mount(Some("overlay"), target, Some("overlay"), flags, Some(opts))
+            .unwrap_or_else(|e| panic!("mount {opts}: {e}"));
         Overlay(target.to_path_buf())
     }
 }
@@ -85,15 +86,18 @@ fn changes_made_through_overlayfs_pack_and_unpack_faithfully() {
 
     // Unpack the layer into a fresh snapshot, then compare overlay's merged views.
     let blobs = strata_store::blobs::BlobStore::open(&p("store")).unwrap();
-    let layer = commit_layer(&blobs, &upper, std::slice::from_ref(&lower), Compression::Gzip, &PackOptions::default())
-        .unwrap();
+    let layer =
+        commit_layer(&blobs, &upper, std::slice::from_ref(&lower), Compression::Gzip, &PackOptions::default()).unwrap();
     let unpacked = p("unpacked");
     fs::create_dir(&unpacked).unwrap();
     let opts = UnpackOptions { lowers: vec![lower.clone()], ..UnpackOptions::default() };
     let diff_id =
         unpack_layer(blobs.open_blob(&layer.descriptor.digest).unwrap(), Compression::Gzip, &unpacked, &opts).unwrap();
     assert_eq!(diff_id, layer.diff_id);
-    assert_eq!(read_xattrs(&unpacked.join("d")).get(&b"trusted.overlay.opaque"[..]).map(Vec::as_slice), Some(&b"y"[..]));
+    assert_eq!(
+        read_xattrs(&unpacked.join("d")).get(&b"trusted.overlay.opaque"[..]).map(Vec::as_slice),
+        Some(&b"y"[..])
+    );
 
     let want = {
         let _m = Overlay::mount(

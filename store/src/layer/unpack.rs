@@ -20,7 +20,7 @@
 //! opaque. An entry for the archive root (`./`) is skipped, as moby does.
 //!
 //! [`unpack_layer`] converts whiteouts to overlay's format: `.wh.NAME` becomes a char device 0/0
-//! named NAME (with the entry's mode, owner and mtime), `.wh..wh..opq` sets
+//! named NAME (mode 0, root-owned like the kernel's, with the entry's mtime), `.wh..wh..opq` sets
 //! `trusted.overlay.opaque=y` on its directory, other `.wh..wh.*` names (aufs metadata) are
 //! ignored. Parent directories missing from a layer (differs leave out unchanged ones) are
 //! created with the metadata the lower layers show for them, or 0755 root:root.
@@ -363,8 +363,12 @@ impl<'a> Extractor<'a> {
             self.remove_existing(parent_fd.as_fd(), name, false)?;
             rustix::fs::mknodat(&parent_fd, name, FileType::CharacterDevice, Perm::from_raw_mode(0), 0)
                 .map_err(|err| self.fail_io("creating the whiteout device", errno(err)))?;
-            let (u, g) = self.ids(e)?;
-            self.finish_node(&parent_fd, name, e, u, g, false)?;
+            // Whiteouts look like the kernel's (mode 0, root) whatever the archive says; only the
+            // mtime is kept, so packing the snapshot again gives the same entry.
+            let mut wh = e.clone();
+            wh.mode = 0;
+            wh.xattrs.clear();
+            self.finish_node(&parent_fd, name, &wh, uid(0), gid(0), false)?;
             return Ok(());
         }
 
@@ -454,7 +458,19 @@ impl<'a> Extractor<'a> {
                 // Like containerd, a link's header metadata is applied to the (shared) inode.
                 let st = rustix::fs::statat(&parent_fd, base, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|err| self.fail_io("checking the hard link", errno(err)))?;
-                let is_symlink = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
+                let ft = FileType::from_raw_mode(st.st_mode);
+                if self.flavor == Flavor::Layer && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                    // A link to a whiteout is a whiteout of its own, with a whiteout's metadata.
+                    rustix::fs::unlinkat(&parent_fd, base, AtFlags::empty())
+                        .map_err(|err| self.fail_io("replacing a link to a whiteout", errno(err)))?;
+                    rustix::fs::mknodat(&parent_fd, base, FileType::CharacterDevice, Perm::from_raw_mode(0), 0)
+                        .map_err(|err| self.fail_io("creating the whiteout device", errno(err)))?;
+                    let mut wh = e.clone();
+                    wh.mode = 0;
+                    wh.xattrs.clear();
+                    return self.finish_node(&parent_fd, base, &wh, uid(0), gid(0), false);
+                }
+                let is_symlink = ft == FileType::Symlink;
                 let mut no_xattrs = e.clone();
                 no_xattrs.xattrs.clear();
                 self.finish_node(&parent_fd, base, &no_xattrs, u, g, is_symlink)?;

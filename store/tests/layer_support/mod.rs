@@ -59,8 +59,9 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
             } else {
                 "fifo"
             };
-            let same_inode_as = if !ft.is_dir() && md.nlink() > 1 && md.rdev() == 0 || (ft.is_file() && md.nlink() > 1)
-            {
+            // Whiteouts may share an inode (overlay links them to one in its work dir).
+            let whiteout = ft.is_char_device() && md.rdev() == 0;
+            let same_inode_as = if !ft.is_dir() && !whiteout && md.nlink() > 1 {
                 match inodes.get(&(md.dev(), md.ino())) {
                     Some(first) => Some(first.clone()),
                     None => {
