@@ -52,7 +52,7 @@ pub struct Entry {
     pub devmajor: u32,
     pub devminor: u32,
     /// `SCHILY.xattr.*` records, in archive order.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Records,
 }
 
 impl Entry {
@@ -154,7 +154,10 @@ fn parse_pax_time(v: &str) -> Option<(i64, u32)> {
 }
 
 /// Splits a PAX payload into (key, value) records, checking each length prefix.
-fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+/// PAX records or xattrs: (key, value) pairs in archive order.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn parse_pax(mut data: &[u8]) -> Result<Records, String> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let sp = data.iter().position(|&c| c == b' ').ok_or("PAX record without a length")?;
@@ -174,6 +177,32 @@ fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
         data = &data[len..];
     }
     Ok(out)
+}
+
+/// The numeric fields of a header block.
+struct Numbers {
+    mode: i64,
+    uid: i64,
+    gid: i64,
+    size: i64,
+    mtime: i64,
+    major: i64,
+    minor: i64,
+}
+
+fn parse_numbers(blk: &[u8; BLOCK]) -> Result<Numbers, String> {
+    let num = |r: std::ops::Range<usize>, what: &str| parse_numeric(&blk[r]).map_err(|e| format!("{what}: {e}"));
+    // V7 headers have no device fields (those bytes may be anything).
+    let has_dev = &blk[257..263] == b"ustar\0" || &blk[257..265] == b"ustar  \0";
+    Ok(Numbers {
+        mode: num(100..108, "mode")?,
+        uid: num(108..116, "uid")?,
+        gid: num(116..124, "gid")?,
+        size: num(124..136, "size")?,
+        mtime: num(136..148, "mtime")?,
+        major: if has_dev { num(329..337, "devmajor")? } else { 0 },
+        minor: if has_dev { num(337..345, "devminor")? } else { 0 },
+    })
 }
 
 impl<R: Read> TarReader<R> {
@@ -279,7 +308,7 @@ impl<R: Read> TarReader<R> {
         self.skip(rest + pad as u64)?;
         self.current = None;
 
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pax: Records = Vec::new();
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         loop {
@@ -341,18 +370,8 @@ impl<R: Read> TarReader<R> {
                 e.linkname = l;
             }
             self.current = Some(e.display_name());
-            let parsed = (|| -> Result<(i64, i64, i64, i64, i64, i64, i64), String> {
-                Ok((
-                    num(100..108, "mode")?,
-                    num(108..116, "uid")?,
-                    num(116..124, "gid")?,
-                    num(124..136, "size")?,
-                    num(136..148, "mtime")?,
-                    if ustar || &blk[257..265] == b"ustar  \0" { num(329..337, "devmajor")? } else { 0 },
-                    if ustar || &blk[257..265] == b"ustar  \0" { num(337..345, "devminor")? } else { 0 },
-                ))
-            })();
-            let (mode, uid, gid, size, mtime, major, minor) = parsed.map_err(|err| self.bad(err))?;
+            let Numbers { mode, uid, gid, size, mtime, major, minor } =
+                parse_numbers(&blk).map_err(|err| self.bad(err))?;
             let (Ok(mode), Ok(uid), Ok(gid), Ok(mut size), Ok(devmajor), Ok(devminor)) = (
                 u32::try_from(mode & 0o7777),
                 u64::try_from(uid),
