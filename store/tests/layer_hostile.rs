@@ -285,6 +285,10 @@ fn digests_sizes_and_media_types_are_checked() {
     let err = unpack_layer(&tar[..], Compression::Gzip, &s.dest, &UnpackOptions::default()).unwrap_err();
     assert!(err.to_string().contains("gzip"), "{err}");
 
+    let s = Sandbox::new();
+    expect_err(unpack_layer(&b""[..], Compression::Gzip, &s.dest, &UnpackOptions::default()), "truncated");
+    expect_err(s.layer(b""), "truncated");
+
     let check = |opts: UnpackOptions, needle: &str| {
         let s = Sandbox::new();
         expect_err(unpack_layer(&gz[..], Compression::Gzip, &s.dest, &opts), needle);

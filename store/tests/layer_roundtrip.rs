@@ -303,3 +303,29 @@ fn files_over_8_gib_use_a_pax_size() {
     rest.read_exact(&mut first).unwrap();
     assert_eq!(first, [0u8; 16]);
 }
+
+/// The tree of a RUN layer BuildKit 0.13 (docker26 buildx) built on this machine:
+/// `mkdir -p /data/keep /data/opq && echo x > /data/opq/old && echo y > /data/keep/k &&
+/// ln -s /bin/sh /data/sl` over busybox (runc left dev/ etc/ proc/ sys/ in the diff). Its image
+/// config lists diff_id sha256:9d58ca46…; the same tree must give the same bytes here.
+#[test]
+fn diff_id_matches_buildkit_for_the_same_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let u = t.path().join("u");
+    for d in ["data/keep", "data/opq", "dev", "etc", "proc", "sys"] {
+        fs::create_dir_all(u.join(d)).unwrap();
+    }
+    fs::write(u.join("data/keep/k"), "y\n").unwrap();
+    fs::write(u.join("data/opq/old"), "x\n").unwrap();
+    std::os::unix::fs::symlink("/bin/sh", u.join("data/sl")).unwrap();
+    for p in ["data/keep/k", "data/opq/old", "data/sl", "data/keep", "data/opq", "data", "dev", "etc", "proc", "sys"] {
+        set_mtime(&u.join(p), 1_795_424_864, 250_000_000);
+    }
+    for d in ["data", "data/keep", "data/opq", "dev", "etc", "proc", "sys"] {
+        chmod(&u.join(d), 0o755);
+    }
+    chmod(&u.join("data/keep/k"), 0o644);
+    chmod(&u.join("data/opq/old"), 0o644);
+    let tar = write_tar(&u, &[], Vec::new(), &PackOptions::default()).unwrap();
+    assert_eq!(Digest::of(&tar).to_string(), "sha256:9d58ca4601184c4cc2e5fb51885c1fa6d8198b03c3d63a9fe5cfe2035213cd63");
+}

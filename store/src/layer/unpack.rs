@@ -90,6 +90,9 @@ pub fn unpack_layer<R: Read>(
     let diff_id = {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut raw);
         let head = buffered.fill_buf().map_err(|e| LayerError::io("reading the layer blob", e))?;
+        if head.is_empty() {
+            return Err(LayerError::Truncated { offset: 0, entry: None });
+        }
         compress::check_layer_magic(head, compression)?;
         let decoded = compress::layer_decoder(buffered, compression)?;
         let mut hashed = HashingReader::new(decoded);
