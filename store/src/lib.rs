@@ -18,6 +18,7 @@
 pub mod blobs;
 pub mod digest;
 pub mod image;
+pub mod layer;
 pub mod layout;
 pub mod oci;
 pub mod reference;
