@@ -18,3 +18,4 @@ pub mod blobs;
 pub mod digest;
 pub mod oci;
 pub mod reference;
+pub mod registry;
