@@ -217,7 +217,7 @@ impl RegistryClient {
             if let Some(body) = &call.body {
                 req = req.header("Content-Length", body.len().to_string()).body(body.clone());
             }
-            let result = self.rt.block_on(req.send());
+            let result = self.rt.block_on(async move { req.send().await });
             let retryable = match &result {
                 Err(_) => true,
                 Ok(resp) => resp.status().is_server_error(),
@@ -310,7 +310,9 @@ impl RegistryClient {
             return Err(BodyError::TooLarge);
         }
         let mut out = Vec::new();
-        while let Some(chunk) = self.rt.block_on(resp.chunk()).map_err(|e| BodyError::Transfer(error_chain(&e)))? {
+        while let Some(chunk) =
+            self.rt.block_on(async { resp.chunk().await }).map_err(|e| BodyError::Transfer(error_chain(&e)))?
+        {
             if out.len() as u64 + chunk.len() as u64 > limit {
                 return Err(BodyError::TooLarge);
             }

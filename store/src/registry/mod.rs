@@ -96,9 +96,9 @@ pub enum PushOutcome {
 /// HTTP-level ones the method, URL and status, with the registry's own error text.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{reference}: {method} {url}: {status}: {message}")]
+    #[error("{reference}: {method} {url}: {status} {}: {message}", reason(*status))]
     Status { reference: String, method: String, url: String, status: u16, message: String },
-    #[error("{reference}: {method} {url}: {status}: {message}: {hint}")]
+    #[error("{reference}: {method} {url}: {status} {}: {message}: {hint}", reason(*status))]
     Unauthorized { reference: String, method: String, url: String, status: u16, message: String, hint: String },
     #[error("{reference}: {method} {url}: {detail}")]
     Connection { reference: String, method: String, url: String, detail: String },
@@ -139,4 +139,9 @@ pub enum RegistryError {
     },
     #[error("setting up the registry client: {0}")]
     Setup(String),
+}
+
+/// The reason phrase of an HTTP status (`Not Found` for 404).
+fn reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }

@@ -217,7 +217,7 @@ impl RegistryClient {
         let mut writer = blobs.writer().map_err(blob_err)?;
         let mut received: u64 = 0;
         loop {
-            let chunk = match self.rt.block_on(resp.chunk()) {
+            let chunk = match self.rt.block_on(async { resp.chunk().await }) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {

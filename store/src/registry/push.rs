@@ -126,7 +126,7 @@ impl RegistryClient {
         if let Some(h) = self.auth_header(r, call.access) {
             req = req.header("Authorization", h);
         }
-        let task = self.rt.spawn(req.send());
+        let task = self.rt.spawn(async move { req.send().await });
         let mut pipe = std::fs::File::from(wr);
         let mut buf = vec![0u8; 256 << 10];
         let mut sent: u64 = 0;
