@@ -261,3 +261,52 @@ fn a_failing_token_service_is_reported() {
     assert!(msg.contains("incorrect username or password"), "{msg}");
     assert!(msg.contains("401"), "{msg}");
 }
+
+#[test]
+fn parallel_uploads_share_one_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("f{i}"), vec![b'a' + i as u8; 100])).collect();
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    let img = build_image(&blobs, &platform("linux", "amd64", None), &files, Format::Oci);
+    // The fake registry answers every authorized HEAD with 200: all blobs "exist".
+    let server = bearer_server(img.bytes.clone());
+    let c = client_with(dir.path().join("absent.json"));
+    let r = Reference::parse(&format!("{}/test/app:v1", server.host())).unwrap();
+    assert_eq!(c.push_image(&r, &img.desc, &blobs, &|_, _| panic!("nothing to upload")).unwrap(), img.desc.digest);
+    let tokens: Vec<_> = server.requests().into_iter().filter(|q| q.path() == "/token").collect();
+    assert_eq!(tokens.len(), 1, "six concurrent HEADs, one token: {tokens:#?}");
+    // Our pull,push scope first, then the one the challenge named.
+    let scopes: Vec<String> = tokens[0].query().into_iter().filter(|(k, _)| k == "scope").map(|(_, v)| v).collect();
+    assert_eq!(scopes, ["repository:test/app:pull,push", "repository:test/app:pull"]);
+    assert_eq!(server.count(|q| q.method == "HEAD" && q.header("authorization") == Some("Bearer push-1")), 6);
+}
+
+#[test]
+fn blob_redirects_are_followed_without_leaking_credentials() {
+    const BLOB: &[u8] = b"served from a CDN";
+    let cdn = FakeServer::start(|_| Reply::ok("application/octet-stream", BLOB));
+    let cdn_port = cdn.port;
+    let registry = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(&*format!("Basic {TESTER_SECRET_B64}")) {
+            return Reply::status(401, "{}").with_header("WWW-Authenticate", r#"Basic realm="r""#);
+        }
+        Reply::Full {
+            status: 307,
+            headers: vec![("Location".into(), format!("http://127.0.0.1:{cdn_port}/blob?sig=abc"))],
+            body: vec![],
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &format!(r#"{{"auths":{{"{}":{{"auth":"{TESTER_SECRET_B64}"}}}}}}"#, registry.host()));
+    let blobs = BlobStore::open(&dir.path().join("store")).unwrap();
+    let desc =
+        strata_store::oci::Descriptor::new(media::OCI_LAYER, strata_store::digest::Digest::of(BLOB), BLOB.len() as u64);
+    let r = Reference::parse(&format!("{}/test/app:v1", registry.host())).unwrap();
+    client_with(cfg).fetch_blob(&r, &desc, &blobs, &|_| {}).unwrap();
+    assert_eq!(blobs.read(&desc.digest).unwrap(), BLOB);
+    let cdn_reqs = cdn.requests();
+    assert_eq!(cdn_reqs.len(), 1);
+    assert_eq!(cdn_reqs[0].target, "/blob?sig=abc");
+    assert_eq!(cdn_reqs[0].header("authorization"), None, "credentials stay with the registry");
+}

@@ -1,5 +1,5 @@
 //! The registry client's transport: the owned tokio runtime, URLs, one authenticated request
-//! with retries, and error reporting. [`pull`](super::pull) and [`push`](super::push) build the
+//! with retries, and error reporting. `pull.rs` and `push.rs` build the
 //! distribution API on [`RegistryClient::send`].
 //!
 //! A request goes out with the cached `Authorization` for its (registry, scope), if any. A 401
@@ -52,6 +52,8 @@ pub struct RegistryClient {
     opts: RegistryOptions,
     config_path: Option<std::path::PathBuf>,
     pub(crate) auth: AuthCache,
+    /// Serializes answering challenges.
+    auth_lock: Mutex<()>,
     /// Credentials per registry, looked up on the first challenge (helpers are slow).
     credentials: Mutex<HashMap<String, Option<Credential>>>,
 }
@@ -94,6 +96,7 @@ impl RegistryClient {
             opts,
             config_path,
             auth: AuthCache::default(),
+            auth_lock: Mutex::new(()),
             credentials: Mutex::new(HashMap::new()),
         })
     }
@@ -211,7 +214,8 @@ impl RegistryClient {
             for (k, v) in &call.headers {
                 req = req.header(*k, v);
             }
-            if let Some(h) = self.auth_header(call.r, call.access) {
+            let sent_auth = self.auth_header(call.r, call.access);
+            if let Some(h) = &sent_auth {
                 req = req.header("Authorization", h);
             }
             if let Some(body) = &call.body {
@@ -237,7 +241,13 @@ impl RegistryClient {
                     .filter_map(|v| v.to_str().ok().map(str::to_string))
                     .collect();
                 authenticated = true;
-                self.authenticate(call, &challenges)?;
+                // One thread authenticates at a time; the others then find its fresh token (so
+                // parallel blob uploads ask the token service once, not once each).
+                let _one_at_a_time = self.auth_lock.lock().unwrap_or_else(|p| p.into_inner());
+                let current = self.auth_header(call.r, call.access);
+                if current.is_none() || current == sent_auth {
+                    self.authenticate(call, &challenges)?;
+                }
                 continue;
             }
             return Ok(resp);

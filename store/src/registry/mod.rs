@@ -13,21 +13,21 @@
 //!   with `block_on` on the caller's thread. Downloads pull one body chunk at a time and write it
 //!   on the caller's thread; uploads stream the blob file through a pipe into the request body,
 //!   so file I/O never blocks the runtime and progress is counted where the bytes are.
-//! - **Transport** ([`client`]): plain HTTP for loopback registries (127.0.0.0/8, `::1`,
+//! - **Transport** (`client.rs`): plain HTTP for loopback registries (127.0.0.0/8, `::1`,
 //!   `localhost`, which Docker treats as insecure) and for [`RegistryOptions::insecure_hosts`];
 //!   HTTPS with rustls otherwise. `docker.io` is served by `registry-1.docker.io`.
 //!   GET and HEAD are retried (3 attempts, short backoff) on connection errors and 5xx.
-//! - **Auth** ([`auth`], [`credentials`]): requests go out anonymously (or with a cached token);
+//! - **Auth** (`auth.rs`, [`credentials`]): requests go out anonymously (or with a cached token);
 //!   a 401 is answered per its `WWW-Authenticate` challenge — `Basic` with the user's
 //!   credentials, `Bearer` by fetching a token from the realm (with the credentials, if any) for
 //!   the repository scope, cached per (registry, scope) until it expires — and retried once.
 //!   Credentials come from Docker's `config.json` exactly as the docker CLI picks them
 //!   (`credHelpers`, then `credsStore`, then `auths`), read only when a registry asks.
-//! - **Integrity** ([`pull`]): manifests fetched by digest, and any `Docker-Content-Digest`
+//! - **Integrity** (`pull.rs`): manifests fetched by digest, and any `Docker-Content-Digest`
 //!   header, are checked against the bytes; blobs are streamed into a blob-store ingest file
 //!   whose size and digest are verified before it is committed, so a lying or failing registry
 //!   can never leave a blob in the store. Docker schema 1 manifests are refused.
-//! - **Push** ([`push`]): blobs the registry lacks are uploaded with POST + one monolithic PUT
+//! - **Push** (`push.rs`): blobs the registry lacks are uploaded with POST + one monolithic PUT
 //!   (`?digest=`), several at a time; the manifest goes last, so a registry never holds a
 //!   manifest whose blobs are missing.
 
@@ -46,6 +46,7 @@ use crate::oci::{Descriptor, Manifest};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use client::RegistryClient;
 pub use credentials::{Credential, CredentialError};
+pub use push::PUSH_CONCURRENCY;
 
 /// How a [`RegistryClient`] is set up.
 #[derive(Debug, Clone)]
