@@ -22,6 +22,7 @@ pub mod layer;
 pub mod layout;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod snapshots;
 
 use std::path::{Path, PathBuf};
