@@ -142,27 +142,27 @@ pub(crate) fn scan(
     filters: Filters<'_>,
     path: &[u8],
 ) -> Result<Vec<Node>, CopyError> {
-    let mut listing = Dir::read_from(dir).map_err(|e| CopyError::io("open", show(path), e))?;
-    let mut entries: Vec<(Vec<u8>, Meta)> = Vec::new();
-    while let Some(entry) = listing.read() {
-        let entry = entry.map_err(|e| CopyError::io("readdir", show(path), e))?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| CopyError::io("lstat", show(&child_path(path, name)), e))?;
-        entries.push((name.to_vec(), Meta::from_stat(&st)));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let nodes: Vec<Option<Node>> = entries
+    let names = list(dir, path)?;
+    let nodes: Vec<Option<Node>> = names
         .into_par_iter()
-        .map(|(name, meta)| {
+        .map(|(name, dtype)| {
             let child_root = join(root_rel, &name);
             let child_src = join(src_rel, &name);
             let (excluded, descend) =
                 if filters.is_empty() { (false, true) } else { filters.decide(&child_root, &child_src) };
-            if excluded && !(descend && meta.kind == Kind::Dir) {
+            // Decided from the name and the directory entry's type: an excluded file is not
+            // even stat'ed.
+            if excluded && !(descend && matches!(dtype, FileType::Directory | FileType::Unknown)) {
+                return Ok(None);
+            }
+            let st = match rustix::fs::statat(dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                // Removed since the listing: it is not part of the copy.
+                Err(rustix::io::Errno::NOENT) => return Ok(None),
+                Err(e) => return Err(CopyError::io("lstat", show(&child_path(path, &name)), e)),
+            };
+            let meta = Meta::from_stat(&st);
+            if excluded && meta.kind != Kind::Dir {
                 return Ok(None);
             }
             let mut children = Vec::new();
@@ -180,6 +180,22 @@ pub(crate) fn scan(
         })
         .collect::<Result<_, CopyError>>()?;
     Ok(nodes.into_iter().flatten().collect())
+}
+
+/// The entries of the directory `dir` (names and directory-entry types), sorted by name
+/// like Go's `ReadDir`. The listing descriptor is closed before returning.
+pub(crate) fn list(dir: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<(Vec<u8>, FileType)>, CopyError> {
+    let mut listing = Dir::read_from(dir).map_err(|e| CopyError::io("open", show(path), e))?;
+    let mut names = Vec::new();
+    while let Some(entry) = listing.read() {
+        let entry = entry.map_err(|e| CopyError::io("readdir", show(path), e))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push((name.to_vec(), entry.file_type()));
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(names)
 }
 
 /// Whether an existing entry of the source is visible through the context filter: not

@@ -13,11 +13,11 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use rustix::fs::{AtFlags, Dir, OFlags};
+use rustix::fs::{AtFlags, OFlags};
 
 use super::CopyError;
 use super::resolve::{self, Comps, ResolveError, Root, Visibility, open_beneath};
-use super::tree::{Kind, Meta};
+use super::tree::{self, Kind, Meta};
 use crate::pathmatch;
 
 /// True if a path component has a `*`, `?` or `[` that is not escaped by `\`.
@@ -86,19 +86,8 @@ struct Walk<'p, 'v> {
 
 impl Walk<'_, '_> {
     fn dir(&mut self, dir: BorrowedFd<'_>, abs: &[Vec<u8>], rel: &[u8], depth: usize) -> Result<(), CopyError> {
-        let shown = resolve::display(abs);
-        let mut listing = Dir::read_from(dir).map_err(|e| CopyError::io("open", shown.clone(), e))?;
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        while let Some(entry) = listing.read() {
-            let entry = entry.map_err(|e| CopyError::io("readdir", shown.clone(), e))?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(name.to_vec());
-            }
-        }
-        // Go's Walk visits names in sorted (byte) order.
-        names.sort();
-        for name in names {
+        let names = tree::list(dir, resolve::display(abs).as_bytes())?;
+        for (name, _) in names {
             let mut child_abs = abs.to_vec();
             child_abs.push(name.clone());
             let st = match rustix::fs::statat(dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
