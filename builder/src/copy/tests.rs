@@ -593,3 +593,19 @@ fn big_trees_are_copied_completely_in_parallel() {
         (0..40u64).map(|d| (0..50u64).map(|f| format!("{d}-{f}-").len() as u64 + f * 37).sum::<u64>()).sum::<u64>()
     );
 }
+
+#[test]
+fn names_that_are_not_utf8_are_copied_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let r = Roots::new();
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    mkdir(&r.src, "d");
+    fs::write(r.src.join("d").join(name), "latin1").unwrap();
+    fs::hard_link(r.src.join("d").join(name), r.src.join("d/other")).unwrap();
+    cp(&stage(&r.src), &r.dst, &["d"], "/x/").unwrap();
+    assert_eq!(fs::read_to_string(r.dst.join("x").join(name)).unwrap(), "latin1");
+    assert_eq!(meta(&r.dst, "x/other").ino(), fs::symlink_metadata(r.dst.join("x").join(name)).unwrap().ino());
+    cp(&stage(&r.src), &r.dst, &["d/caf?.txt"], "/w/").unwrap();
+    assert_eq!(fs::read_to_string(r.dst.join("w").join(name)).unwrap(), "latin1");
+}
