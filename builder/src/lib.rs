@@ -6,7 +6,9 @@
 //! [`progress`], and exports the targets as images. It never sees Dockerfile syntax.
 
 pub mod cache;
+pub mod copy;
 pub mod export;
 pub mod graph;
+pub mod pathmatch;
 pub mod progress;
 pub mod scheduler;
