@@ -4,6 +4,8 @@
 
 mod cli;
 mod commands;
+mod resolver;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +17,9 @@ use strata_store::Store;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Before anything else (and before any thread exists): when re-executed as a sandbox
+    // helper, become the sandbox and never return.
+    strata_runner::maybe_run_sandbox();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,12 +34,32 @@ fn run(cli: Cli) -> Result<()> {
     let root = store_root(cli.root)?;
     let open = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
     match cli.command {
+        Command::Build(a) => {
+            enter_private_mount_namespace()?;
+            commands::build::build(&open()?, &a)
+        }
+        Command::Push(a) => commands::push::push(&open()?, &a),
         Command::Images(a) => commands::images::images(&open()?, &a),
         Command::Inspect(a) => commands::images::inspect(&open()?, &a),
+        Command::Import(a) => commands::import::import(&open()?, &a),
         Command::Tag(a) => commands::images::tag(&open()?, &a),
         Command::Rmi(a) => commands::images::rmi(&open()?, &a),
-        other => anyhow::bail!("{other:?} is not wired yet"),
+        Command::Debug(cli::DebugCommand::Parse { file }) => commands::debug::parse(&file),
     }
+}
+
+/// Mounts made from here on are private to this process and vanish with it, even on SIGKILL.
+fn enter_private_mount_namespace() -> Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        anyhow::bail!("strata build needs root for now (rootless builds are not supported yet)");
+    }
+    strata_runner::enter_private_mount_namespace().context("entering a private mount namespace")
+}
+
+/// The registry client, reading docker's config.json for credentials.
+pub fn registry_client() -> Result<strata_store::registry::RegistryClient> {
+    strata_store::registry::RegistryClient::new(strata_store::registry::RegistryOptions::default())
+        .context("starting the registry client")
 }
 
 /// `--root`/`STRATA_ROOT`, else `$XDG_DATA_HOME/strata`, else `/var/lib/strata` for root and

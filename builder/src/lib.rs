@@ -7,8 +7,14 @@
 
 pub mod cache;
 pub mod copy;
+pub mod exec;
 pub mod export;
+pub mod fileop;
 pub mod graph;
+pub mod layers;
 pub mod pathmatch;
 pub mod progress;
 pub mod scheduler;
+pub mod solve;
+
+pub use solve::{BuildConfig, BuildFailure, Builder};

@@ -5,31 +5,17 @@
 //! unit; CPU-heavy work inside a step (compressing a layer) uses its own threads.
 //!
 //! On the first failure no new node starts; nodes already running are told to stop through
-//! the shared [`Cancel`] flag (a RUN step kills its sandbox) and finish; every failure is
-//! collected and reported, not just the first.
+//! the shared [`Cancel`] token (cancelling it kills every sandbox started with it) and finish;
+//! every failure is collected and reported, not just the first.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::graph::{Graph, NodeId};
 
-/// Tells running steps to stop.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-    /// The flag itself, for code that polls it (the runner).
-    pub fn flag(&self) -> &AtomicBool {
-        &self.0
-    }
-}
+/// The cancellation token shared with running steps: the runner's, so cancelling it also kills
+/// every sandbox started with it.
+pub use strata_runner::Cancel;
 
 /// Every node's result, indexed by node id (`None` for nodes the roots did not need).
 pub type NodeResults<T> = Vec<Option<Arc<T>>>;

@@ -183,6 +183,42 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
     resolve_in(&passwd, &groups, spec)
 }
 
+/// Resolves the owner of files a COPY/ADD `--chown` or a WORKDIR creates, by BuildKit's rule
+/// for file operations, which differs from a process user's: a numeric user without a group
+/// gets the same number as gid (`--chown=1000` is 1000:1000, whatever passwd says), a named
+/// user its passwd uid and primary gid; a group, by name or number, overrides the gid.
+pub fn resolve_owner(rootfs: &Path, user: &str, group: Option<&str>) -> Result<(u32, u32), UserError> {
+    let numeric = |s: &str| -> Result<Option<u32>, UserError> {
+        match s.parse::<i64>() {
+            Ok(n) if (0..=MAX_ID).contains(&n) => Ok(Some(n as u32)),
+            Ok(_) => Err(UserError::OutOfRange { spec: s.to_string() }),
+            Err(_) => Ok(None),
+        }
+    };
+    let (uid, mut gid) = match numeric(user)? {
+        Some(n) => (n, n),
+        None => {
+            let passwd = parse_passwd(&read_confined(rootfs, "etc/passwd")?);
+            let e = passwd.iter().find(|e| e.name == user).ok_or_else(|| UserError::UserNotFound(user.to_string()))?;
+            (e.uid, e.gid)
+        }
+    };
+    if let Some(g) = group.filter(|g| !g.is_empty()) {
+        gid = match numeric(g)? {
+            Some(n) => n,
+            None => {
+                let groups = parse_group(&read_confined(rootfs, "etc/group")?);
+                groups
+                    .iter()
+                    .find(|e| e.name == g)
+                    .map(|e| e.gid)
+                    .ok_or_else(|| UserError::GroupNotFound(g.to_string()))?
+            }
+        };
+    }
+    Ok((uid, gid))
+}
+
 /// Reads a file of the rootfs; a missing one reads as empty.
 fn read_confined(rootfs: &Path, path: &str) -> Result<String, UserError> {
     let real = resolve_in_root(rootfs, Path::new(path))
@@ -199,6 +235,27 @@ fn read_confined(rootfs: &Path, path: &str) -> Result<String, UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_owners_follow_buildkits_chown_rules() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(resolve_owner(root.path(), "1000", None).unwrap(), (1000, 1000), "numeric user: gid = uid");
+        assert_eq!(resolve_owner(root.path(), "app", None).unwrap(), (1000, 1001), "named user: passwd gid");
+        assert_eq!(resolve_owner(root.path(), "app", Some("staff")).unwrap(), (1000, 50));
+        assert_eq!(resolve_owner(root.path(), "7", Some("8")).unwrap(), (7, 8));
+        assert!(matches!(resolve_owner(root.path(), "ghost", None), Err(UserError::UserNotFound(_))));
+        assert!(matches!(resolve_owner(root.path(), "app", Some("nogroup")), Err(UserError::GroupNotFound(_))));
+        // No passwd at all: numbers still work.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_owner(empty.path(), "42", None).unwrap(), (42, 42));
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\

@@ -1,5 +1,4 @@
-//! `ADD`'s local archives: deciding whether a source is one, and the (not yet wired) hook
-//! that unpacks it.
+//! `ADD`'s local archives: deciding whether a source is one, and unpacking it.
 //!
 //! BuildKit (`solver/llbsolver/file/unpack.go`, `isArchivePath`) treats a source as an
 //! archive when it is a regular file (after following symlinks) whose content, after
@@ -13,9 +12,10 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 
 use super::CopyError;
-use super::resolve::Root;
+use super::resolve::{Root, clean, display, mkdir_all};
 
 /// How much decompressed data is needed to judge the first tar header (two blocks: Go reads
 /// a second block when the first is all zeros).
@@ -83,22 +83,28 @@ fn tar_header_ok(data: &[u8]) -> bool {
     stored == unsigned || stored == signed
 }
 
-/// ▶ WIRING POINT for `ADD` archive extraction ◀
-///
-/// Called for each `ADD` source that [`is_archive`] accepted, instead of copying it.
-/// BuildKit then: resolves `dest` in the destination root (following symlinks, like every
-/// destination, see `resolve::resolve`), creates it and its missing parents as directories
+/// Extracts an `ADD` source that [`is_archive`] accepted, instead of copying it, as BuildKit
+/// does: `dest` is resolved in the destination root (following symlinks, like every
+/// destination, see `resolve::resolve`) and created with its missing parents as directories
 /// (mode 0755, owned by `owner` if given, see `resolve::mkdir_all`) — `dest` is always a
-/// directory here, with or without a trailing `/` — and extracts the decompressed tar into
-/// it, entries owned by `owner` if given (else as recorded in the archive), confined to that
-/// directory. The lead replaces this body with a call to `strata_store::layer::extract_archive`.
+/// directory here, with or without a trailing `/` — and the decompressed tar is extracted into
+/// it by the store's extractor, entries owned by `owner` if given (else as recorded in the
+/// archive), confined to that directory.
 pub(crate) fn unpack_archive(
-    _archive: File,
-    _dest_root: &Root,
-    _dest: &str,
-    _owner: Option<(u32, u32)>,
+    archive: File,
+    dest_root: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
 ) -> Result<(), CopyError> {
-    Err(CopyError::Unsupported("ADD archive extraction"))
+    let comps = mkdir_all(dest_root, &clean(dest.as_bytes()), owner)?;
+    let dir = dest_root.open_dir(&comps, true)?;
+    // The extractor confines itself to the directory it is given; handing it the directory we
+    // resolved (by descriptor) keeps a concurrent symlink swap from redirecting it.
+    let dir_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let opts = strata_store::layer::ExtractOptions { owner };
+    strata_store::layer::extract_archive(std::io::BufReader::new(archive), &dir_path, &opts)
+        .map(|_| ())
+        .map_err(|e| CopyError::Io { op: "extract", path: display(&comps), source: io::Error::other(e.to_string()) })
 }
 
 #[cfg(test)]

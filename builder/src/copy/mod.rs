@@ -35,6 +35,7 @@
 //! rayon pool.
 
 mod archive;
+mod digest;
 mod resolve;
 mod tree;
 mod wildcard;
@@ -58,6 +59,8 @@ use rustix::fs::{Mode, OFlags};
 use self::resolve::{Comps, ResolveError, Root, Visibility};
 use self::tree::{Filters, Kind, Meta};
 use self::write::{Attrs, Writer};
+
+pub use self::digest::source_digest;
 use crate::graph::{Chmod, PathFilter};
 
 /// Where files are copied from.
@@ -358,6 +361,15 @@ impl Job<'_> {
         .map_err(|e| CopyError::io("open", shown.to_string(), e))?;
         Ok(std::fs::File::from(fd))
     }
+}
+
+/// Creates directory `path` (absolute in `dest_root`) and its missing parents, mode 0755,
+/// owned by `owner` if given; existing directories are left as they are. Symlinks on the way
+/// are followed inside the root. This is what a WORKDIR step does (BuildKit's mkdir with
+/// parents).
+pub fn mkdir_all(dest_root: &Path, path: &str, owner: Option<(u32, u32)>) -> Result<(), CopyError> {
+    let root = Root::open(dest_root)?;
+    resolve::mkdir_all(&root, &resolve::clean(path.as_bytes()), owner).map(|_| ())
 }
 
 /// (parent components, last component) of a non-root path; the root is (`[]`, `.`).

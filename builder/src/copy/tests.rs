@@ -546,20 +546,35 @@ fn errors_have_buildkit_messages() {
 }
 
 #[test]
-fn add_archives_are_detected_at_one_point() {
+fn add_unpacks_archives_and_copies_other_files() {
+    use std::io::Write as _;
     let r = Roots::new();
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(2);
-    h.set_mode(0o644);
+    h.set_mode(0o640);
+    h.set_uid(7);
+    h.set_gid(8);
     h.set_cksum();
-    b.append_data(&mut h, "inner.txt", &b"hi"[..]).unwrap();
-    fs::write(r.src.join("bundle.tar"), b.into_inner().unwrap()).unwrap();
+    b.append_data(&mut h, "inner/one.txt", &b"hi"[..]).unwrap();
+    let tar_bytes = b.into_inner().unwrap();
+    fs::write(r.src.join("bundle.tar"), &tar_bytes).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar_bytes).unwrap();
+    fs::write(r.src.join("bundle.tgz"), gz.finish().unwrap()).unwrap();
     write(&r.src, "plain.txt", "plain");
     let add = CopyOptions { unpack_archives: true, ..CopyOptions::dockerfile() };
-    let e = cp_with(&ctx(&r.src), &r.dst, &["bundle.tar"], "/h/", add.clone()).unwrap_err();
-    assert!(matches!(e, CopyError::Unsupported("ADD archive extraction")), "{e}");
-    assert!(!exists(&r.dst, "h"), "nothing is written before the hook");
+
+    cp_with(&ctx(&r.src), &r.dst, &["bundle.tar"], "/h/", add.clone()).unwrap();
+    assert_eq!(read(&r.dst, "h/inner/one.txt"), "hi");
+    let m = meta(&r.dst, "h/inner/one.txt");
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o640, 7, 8), "owners come from the archive");
+    // A destination without a trailing slash is still a directory for an archive.
+    cp_with(&ctx(&r.src), &r.dst, &["bundle.tgz"], "/z", CopyOptions { owner: Some((5, 6)), ..add.clone() }).unwrap();
+    let m = meta(&r.dst, "z/inner/one.txt");
+    assert_eq!((m.uid(), m.gid()), (5, 6), "--chown owns extracted entries");
+    assert!(!exists(&r.dst, "z/bundle.tgz"));
+
     cp_with(&ctx(&r.src), &r.dst, &["plain.txt"], "/h/", add).unwrap();
     assert_eq!(read(&r.dst, "h/plain.txt"), "plain");
     // COPY never unpacks.

@@ -1,0 +1,208 @@
+//! The content digest of what a copy would read: the cache key of a COPY from the build
+//! context depends on exactly the selected files, so that editing another file keeps the step
+//! cached and editing a selected one does not.
+//!
+//! The selection is made by the same code as the copy itself (wildcard expansion, confined
+//! resolution, `.dockerignore` filtering, directory scans), so the key and the copy can never
+//! disagree about which files count. For each entry the digest covers its path relative to the
+//! source path, type, permission bits, owner (only for non-context sources: context files are
+//! reset to 0:0 or `--chown` anyway), device numbers, symlink target, and for regular files the
+//! sha256 of the content. Modification times are not included, as in BuildKit's content
+//! checksums: touching a file does not invalidate the cache.
+//!
+//! Files are hashed in parallel on the rayon pool.
+
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags};
+use sha2::{Digest as _, Sha256};
+
+use super::resolve::{self, ResolveError, Root, Visibility};
+use super::tree::{self, Filters, Kind, Meta, Node};
+use super::{CopyError, CopyOptions, CopySource, wildcard};
+
+/// One entry to hash, with how to reach its content.
+struct Entry {
+    /// Path as the digest names it: the source path as matched, then the path inside it.
+    name: Vec<u8>,
+    meta: Meta,
+    /// Resolved components of the entry in the source root (for reading content).
+    comps: Vec<Vec<u8>>,
+}
+
+/// The hex sha256 over everything `copy(src, src_paths, ..)` would read.
+pub fn source_digest(src: &CopySource<'_>, src_paths: &[String], opts: &CopyOptions) -> Result<String, CopyError> {
+    let root = Root::open(src.root)?;
+    let context_filter = src.filter;
+    let visible_fn = move |dir: BorrowedFd<'_>, name: &[u8], rel: &[u8], m: &Meta| match context_filter {
+        Some(f) => tree::visible_in_context(f, dir, name, rel, m),
+        None => Ok(true),
+    };
+    let visible: Option<&Visibility<'_>> = if context_filter.is_some() { Some(&visible_fn) } else { None };
+
+    let mut entries = Vec::new();
+    for p in src_paths {
+        let comps = resolve::clean(p.as_bytes());
+        let shown = resolve::display(&comps);
+        let matches = match wildcard::split(&comps).filter(|_| opts.allow_wildcard) {
+            None => vec![comps],
+            Some((base, pattern)) => {
+                let found = wildcard::expand(&root, &base, &pattern, opts.follow_src_symlink, visible, &shown)?;
+                if found.is_empty() && !opts.allow_empty_wildcard {
+                    return Err(CopyError::NoMatch { pattern: shown });
+                }
+                found
+            }
+        };
+        for m in matches {
+            let source = match resolve::resolve(&root, &m, opts.follow_src_symlink, visible) {
+                Ok(r) => r,
+                Err(ResolveError::NotADirectory(_)) => return Err(CopyError::NotFound { path: resolve::display(&m) }),
+                Err(ResolveError::Other(e)) => return Err(e),
+            };
+            let Some(meta) = source.meta else {
+                return Err(CopyError::NotFound { path: resolve::display(&source.comps) });
+            };
+            let name = resolve::display(&m).into_bytes();
+            if meta.kind == Kind::Dir {
+                let dir = root.open_dir(&source.comps, true)?;
+                let filters = Filters { context: src.filter, exclude: opts.exclude.as_deref() };
+                let root_rel = source.comps.join(&b'/');
+                let nodes = tree::scan(dir.as_fd(), &root_rel, b"", filters, name.as_slice())?;
+                entries.push(Entry { name: name.clone(), meta, comps: source.comps.clone() });
+                flatten(&nodes, &name, &source.comps, &mut entries);
+            } else {
+                entries.push(Entry { name, meta, comps: source.comps });
+            }
+        }
+    }
+
+    let lines: Vec<Vec<u8>> =
+        entries.par_iter().map(|e| entry_line(&root, e, src.is_context)).collect::<Result<_, CopyError>>()?;
+    let mut h = Sha256::new();
+    for l in lines {
+        h.update(&l);
+    }
+    Ok(strata_store::digest::to_hex(&h.finalize()))
+}
+
+fn flatten(nodes: &[Node], prefix: &[u8], comps: &[Vec<u8>], out: &mut Vec<Entry>) {
+    for n in nodes {
+        let mut name = prefix.to_vec();
+        name.push(b'/');
+        name.extend_from_slice(&n.name);
+        let mut c = comps.to_vec();
+        c.push(n.name.clone());
+        out.push(Entry { name: name.clone(), meta: n.meta, comps: c.clone() });
+        flatten(&n.children, &name, &c, out);
+    }
+}
+
+/// `name \0 kind \0 perm \0 [uid:gid] \0 rdev \0 payload \n`, where the payload is the
+/// content digest of a file or the target of a symlink.
+fn entry_line(root: &Root, e: &Entry, is_context: bool) -> Result<Vec<u8>, CopyError> {
+    let shown = String::from_utf8_lossy(&e.name).into_owned();
+    let payload: Vec<u8> = match e.meta.kind {
+        Kind::File => {
+            let (dir, name) = match e.comps.split_last() {
+                Some((last, parent)) => (parent, last.as_slice()),
+                None => return Err(CopyError::NotFound { path: shown }),
+            };
+            let d = root.open_dir(dir, false)?;
+            let fd = rustix::fs::openat(&d, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|err| CopyError::io("open", shown.clone(), err))?;
+            let mut file = std::fs::File::from(fd);
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n =
+                    file.read(&mut buf).map_err(|source| CopyError::Io { op: "read", path: shown.clone(), source })?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            h.finalize().to_vec()
+        }
+        Kind::Symlink => {
+            let (dir, name) = match e.comps.split_last() {
+                Some((last, parent)) => (parent, last.as_slice()),
+                None => return Err(CopyError::NotFound { path: shown }),
+            };
+            let d = root.open_dir(dir, false)?;
+            rustix::fs::readlinkat(d.as_fd(), name, Vec::new())
+                .map_err(|err| CopyError::io("readlink", shown.clone(), err))?
+                .into_bytes()
+        }
+        _ => Vec::new(),
+    };
+    let mut line = e.name.clone();
+    let owner = if is_context { String::new() } else { format!("{}:{}", e.meta.uid, e.meta.gid) };
+    line.extend_from_slice(format!("\0{:?}\0{:o}\0{owner}\0{}\0", e.meta.kind, e.meta.perm, e.meta.rdev).as_bytes());
+    line.extend_from_slice(&payload);
+    line.push(b'\n');
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::testutil::{Ignore, mkdir, symlink, write};
+    use std::path::Path;
+
+    fn digest(root: &Path, filter: Option<&dyn crate::graph::PathFilter>, paths: &[&str]) -> String {
+        let src = CopySource { root, filter, is_context: true };
+        let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
+        source_digest(&src, &paths, &CopyOptions::dockerfile()).unwrap()
+    }
+
+    #[test]
+    fn only_selected_files_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "src/a.txt", "a");
+        write(r, "src/b.txt", "b");
+        write(r, "other.txt", "o");
+        mkdir(r, "src/empty");
+        symlink(r, "src/link", "a.txt");
+        let base = digest(r, None, &["src"]);
+        let one = digest(r, None, &["src/*.txt"]);
+        assert_ne!(base, one);
+
+        // Editing a file outside the selection keeps the digest.
+        write(r, "other.txt", "changed");
+        assert_eq!(digest(r, None, &["src"]), base);
+        // Editing, adding, chmodding, relinking inside it changes it.
+        write(r, "src/a.txt", "A");
+        let edited = digest(r, None, &["src"]);
+        assert_ne!(edited, base);
+        crate::copy::testutil::chmod(r, "src/b.txt", 0o600);
+        let chmodded = digest(r, None, &["src"]);
+        assert_ne!(chmodded, edited);
+        std::fs::remove_file(r.join("src/link")).unwrap();
+        symlink(r, "src/link", "b.txt");
+        assert_ne!(digest(r, None, &["src"]), chmodded);
+        // Touching a file (mtime only) does not.
+        let before = digest(r, None, &["src"]);
+        crate::copy::testutil::set_mtime(r, "src/a.txt", 1, 0);
+        assert_eq!(digest(r, None, &["src"]), before);
+    }
+
+    #[test]
+    fn ignored_files_do_not_count_and_missing_sources_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "src/keep.txt", "k");
+        write(r, "src/skip.log", "s");
+        let ignore = Ignore::new(&["src/*.log"]);
+        let a = digest(r, Some(&ignore), &["src"]);
+        write(r, "src/skip.log", "changed");
+        assert_eq!(digest(r, Some(&ignore), &["src"]), a);
+        assert_ne!(digest(r, None, &["src"]), a);
+        let src = CopySource { root: r, filter: None, is_context: true };
+        let e = source_digest(&src, &["missing".into()], &CopyOptions::dockerfile()).unwrap_err();
+        assert!(matches!(e, CopyError::NotFound { .. }), "{e}");
+    }
+}

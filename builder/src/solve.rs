@@ -1,0 +1,348 @@
+//! A build: every node the target needs is keyed, looked up in the cache, run if missing, and
+//! the target's root filesystem exported as an image.
+//!
+//! Each node yields a [`Value`] — a root filesystem as a chain of layers, or a local
+//! directory — and a cache key. Keys are computed when a node is about to run, from its
+//! definition and its inputs' keys (and, for copies from the build context, the digest of the
+//! files selected), so nothing needs reading before it is needed. A RUN or file step that
+//! misses the cache runs in a scratch directory; its overlay upper is packed into a layer blob
+//! (tar → diff_id → gzip → digest in one pass), installed as a snapshot, and recorded under
+//! the key.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest as _, Sha256};
+use strata_runner::RunnerConfig;
+use strata_store::Store;
+use strata_store::digest::{Digest, to_hex};
+use strata_store::image::Image;
+use strata_store::layer::{self, PackOptions};
+use strata_store::oci::{self, Compression};
+use strata_store::registry::RegistryClient;
+use strata_store::snapshots::Scratch;
+
+use crate::cache::{CacheRecord, CacheStore, KeyBuilder, Layer};
+use crate::copy::{self, CopyOptions, CopySource};
+use crate::exec::{ExecContext, run_exec};
+use crate::export::export_image;
+use crate::fileop::run_file_op;
+use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
+use crate::layers;
+use crate::progress::{Event, Progress};
+use crate::scheduler::{Cancel, run_graph};
+
+/// What a node produced.
+#[derive(Debug)]
+pub enum Value {
+    /// A root filesystem: layers, bottom first.
+    Rootfs(Arc<Vec<Layer>>),
+    /// A directory on the host (the build context).
+    Local(LocalSource),
+}
+
+/// A node's value and cache key.
+#[derive(Debug)]
+pub struct Outcome {
+    pub value: Arc<Value>,
+    pub key: Digest,
+}
+
+/// Why one step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    pub message: String,
+}
+
+impl StepError {
+    pub fn msg(message: impl Into<String>) -> StepError {
+        StepError { message: message.into() }
+    }
+    pub fn other(e: impl fmt::Display) -> StepError {
+        StepError::msg(e.to_string())
+    }
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
+        let context = context.into();
+        move |e| StepError::msg(format!("{context}: {e}"))
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A failed build: every step that failed, with where it came from.
+#[derive(Debug)]
+pub struct BuildFailure {
+    pub failures: Vec<(String, Option<Origin>, StepError)>,
+}
+
+impl fmt::Display for BuildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.failures.is_empty() {
+            return f.write_str("the build was cancelled");
+        }
+        for (i, (name, origin, err)) in self.failures.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            match origin {
+                Some(o) => write!(f, "{o}: {name}: {err}")?,
+                None => write!(f, "{name}: {err}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BuildFailure {}
+
+/// A node's inputs by id (the scheduler hands them over in `Op::inputs` order).
+struct Inputs<'a> {
+    ids: Vec<NodeId>,
+    outcomes: &'a [Arc<Outcome>],
+}
+
+impl Inputs<'_> {
+    fn get(&self, id: NodeId) -> Option<&Arc<Outcome>> {
+        self.ids.iter().position(|i| *i == id).and_then(|p| self.outcomes.get(p))
+    }
+}
+
+/// Settings of a build.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// Steps running at once.
+    pub jobs: usize,
+    pub compression: Compression,
+    /// The hostname RUN steps see (BuildKit's is `buildkitsandbox`).
+    pub hostname: String,
+    /// How to start the sandbox (the strata binary re-executed, by default).
+    pub runner: RunnerConfig,
+}
+
+impl Default for BuildConfig {
+    fn default() -> BuildConfig {
+        BuildConfig {
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            compression: Compression::Gzip,
+            hostname: "buildkitsandbox".to_string(),
+            runner: RunnerConfig::default(),
+        }
+    }
+}
+
+/// Runs graphs against one store.
+pub struct Builder<'a> {
+    pub store: &'a Store,
+    pub registry: Option<&'a RegistryClient>,
+    pub progress: &'a dyn Progress,
+    pub config: BuildConfig,
+    pub cancel: Cancel,
+    cache: CacheStore,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        store: &'a Store,
+        registry: Option<&'a RegistryClient>,
+        progress: &'a dyn Progress,
+        config: BuildConfig,
+    ) -> Result<Builder<'a>, StepError> {
+        let cache = CacheStore::open(&store.cache_dir()).map_err(StepError::other)?;
+        Ok(Builder { store, registry, progress, config, cancel: Cancel::new(), cache })
+    }
+
+    /// Builds `target` and stores its image (unnamed; the caller names it).
+    pub fn build(&self, graph: &Graph, target: &Target) -> Result<Image, BuildFailure> {
+        let results = run_graph(graph, &[target.root], self.config.jobs, &self.cancel, |id, inputs| {
+            self.run_node(graph, id, inputs)
+        })
+        .map_err(|failures| BuildFailure {
+            failures: failures
+                .into_iter()
+                .map(|(id, e)| (graph.node(id).name.clone(), graph.node(id).origin.clone(), e))
+                .collect(),
+        })?;
+        let fail = |message: String| BuildFailure {
+            failures: vec![("exporting to image".to_string(), None, StepError::msg(message))],
+        };
+        let outcome = results[target.root.0].as_ref().ok_or_else(|| fail("the target was not built".into()))?;
+        let Value::Rootfs(chain) = outcome.value.as_ref() else {
+            return Err(fail("the target is not a root filesystem".into()));
+        };
+        export_image(self.store, &target.config, chain).map_err(|e| fail(e.to_string()))
+    }
+
+    fn run_node(&self, graph: &Graph, id: NodeId, inputs: &[Arc<Outcome>]) -> Result<Outcome, StepError> {
+        let node = graph.node(id);
+        let by_id = Inputs { ids: node.op.inputs(), outcomes: inputs };
+        let step = id.0;
+        match &node.op {
+            Op::Scratch => Ok(Outcome {
+                value: Arc::new(Value::Rootfs(Arc::new(Vec::new()))),
+                key: KeyBuilder::new("scratch").finish().0,
+            }),
+            Op::Local(local) => Ok(Outcome {
+                value: Arc::new(Value::Local(local.clone())),
+                key: KeyBuilder::new("local").add("path", &local.path).finish().0,
+            }),
+            Op::Image(src) => {
+                let start = Instant::now();
+                self.progress.event(step, Event::Started { name: &node.name });
+                let status = |text: &str| self.progress.event(step, Event::Status { text });
+                let pulled =
+                    layers::pull_image(self.store, self.registry, &src.reference, &src.manifest_digest, &status);
+                let (chain, downloaded) = pulled.map_err(|e| self.fail(step, start, StepError::other(e)))?;
+                self.progress
+                    .event(step, if downloaded { Event::Done { elapsed: start.elapsed() } } else { Event::Cached });
+                Ok(Outcome {
+                    value: Arc::new(Value::Rootfs(Arc::new(chain))),
+                    key: KeyBuilder::new("image").add("manifest", &src.manifest_digest).finish().0,
+                })
+            }
+            Op::Exec(_) | Op::File(_) => self.run_step(node, step, &by_id),
+        }
+    }
+
+    fn fail(&self, step: usize, start: Instant, e: StepError) -> StepError {
+        self.progress.event(step, Event::Failed { error: &e.message, elapsed: start.elapsed() });
+        e
+    }
+
+    /// RUN and file steps: key, cache lookup, run, commit.
+    fn run_step(&self, node: &Node, step: usize, inputs: &Inputs<'_>) -> Result<Outcome, StepError> {
+        let lookup = |id: NodeId| inputs.get(id);
+        let start = Instant::now();
+        let root_id = node.op.root().ok_or_else(|| StepError::msg("a step without a root filesystem"))?;
+        let root = lookup(root_id).ok_or_else(|| StepError::msg("the step's root filesystem was not built"))?;
+        let Value::Rootfs(chain) = root.value.as_ref() else {
+            return Err(StepError::msg("the step's root is not a root filesystem"));
+        };
+        self.progress.event(step, Event::Started { name: &node.name });
+        let (key, inputs_doc) = self.step_key(node, &root.key, inputs).map_err(|e| self.fail(step, start, e))?;
+
+        if !node.ignore_cache
+            && let Some(record) = self.cache.get(&key)
+            && self.store.blobs.contains(&record.layer.blob.digest)
+        {
+            self.progress.event(step, Event::Cached);
+            return Ok(self.extend(chain, record.layer, key));
+        }
+
+        let values = |id: NodeId| lookup(id).map(|o| o.value.clone());
+        let ran = match &node.op {
+            Op::Exec(e) => {
+                let cx = ExecContext {
+                    store: self.store,
+                    runner: &self.config.runner,
+                    cancel: &self.cancel,
+                    hostname: &self.config.hostname,
+                };
+                run_exec(&cx, e, chain, &values, &mut |data| self.progress.event(step, Event::Output { data }))
+            }
+            Op::File(f) => run_file_op(self.store, f, chain, &values),
+            _ => Err(StepError::msg("not a step")),
+        };
+        let (scratch, lowers) = ran.map_err(|e| self.fail(step, start, e))?;
+        let layer = self.commit(&scratch, &lowers).map_err(|e| self.fail(step, start, e))?;
+        // A failed cache write only costs a rebuild next time.
+        if let Err(e) = self.cache.put(&key, &CacheRecord { layer: layer.clone(), inputs: inputs_doc }) {
+            tracing::warn!("{e}");
+        }
+        self.progress.event(step, Event::Done { elapsed: start.elapsed() });
+        Ok(self.extend(chain, layer, key))
+    }
+
+    fn extend(&self, chain: &Arc<Vec<Layer>>, layer: Layer, key: Digest) -> Outcome {
+        let mut layers = chain.as_ref().clone();
+        layers.push(layer);
+        Outcome { value: Arc::new(Value::Rootfs(Arc::new(layers))), key }
+    }
+
+    /// Packs a step's upper into a layer blob and installs it as a snapshot.
+    fn commit(&self, scratch: &Scratch, lowers: &[PathBuf]) -> Result<Layer, StepError> {
+        let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+        let blob = layer::commit_layer(
+            &self.store.blobs,
+            &scratch.upper(),
+            &top_first,
+            self.config.compression,
+            &PackOptions::default(),
+        )
+        .map_err(StepError::other)?;
+        self.store.snapshots.install(&scratch.upper(), &blob.diff_id).map_err(StepError::other)?;
+        Ok(Layer { diff_id: blob.diff_id, blob: blob.descriptor, created: Some(oci::now_rfc3339()) })
+    }
+
+    /// The cache key of a RUN or file step and the document it hashes.
+    fn step_key(
+        &self,
+        node: &Node,
+        root_key: &Digest,
+        inputs: &Inputs<'_>,
+    ) -> Result<(Digest, serde_json::Value), StepError> {
+        let lookup = |id: NodeId| inputs.get(id);
+        let key_of = |id: NodeId| -> Result<String, StepError> {
+            lookup(id).map(|o| o.key.to_string()).ok_or_else(|| StepError::msg("an input was not built"))
+        };
+        match &node.op {
+            Op::Exec(e) => {
+                let mut mounts = Vec::new();
+                for m in &e.mounts {
+                    let source = match &m.kind {
+                        MountKind::Bind { source, .. } => Some(key_of(*source)?),
+                        MountKind::Cache { from: Some(f), .. } => Some(key_of(*f)?),
+                        _ => None,
+                    };
+                    // Cache mounts are keyed by definition only: their content is not an input.
+                    mounts.push(serde_json::json!({ "mount": m, "source": source }));
+                }
+                Ok(KeyBuilder::new("exec")
+                    .add("root", root_key)
+                    .add("args", &e.args)
+                    .add("env", &e.env)
+                    .add("cwd", &e.cwd)
+                    .add("user", &e.user)
+                    .add("network", e.network)
+                    .add("security", e.security)
+                    .add("mounts", mounts)
+                    .finish())
+            }
+            Op::File(f) => {
+                let mut actions = Vec::new();
+                for a in &f.actions {
+                    let v = match a {
+                        FileAction::Copy(c) => {
+                            let source =
+                                lookup(c.source).ok_or_else(|| StepError::msg("a copy source was not built"))?;
+                            let content = match source.value.as_ref() {
+                                Value::Local(local) => Some(self.context_digest(local, &c.src_paths)?),
+                                Value::Rootfs(_) => None,
+                            };
+                            serde_json::json!({ "copy": c, "source": source.key.to_string(), "content": content })
+                        }
+                        FileAction::Mkfile { path, mode, data, chown } => serde_json::json!({
+                            "mkfile": path, "mode": mode, "chown": chown,
+                            "data": to_hex(&Sha256::digest(data)),
+                        }),
+                        other => serde_json::to_value(other).unwrap_or_default(),
+                    };
+                    actions.push(v);
+                }
+                Ok(KeyBuilder::new("file").add("root", root_key).add("actions", actions).finish())
+            }
+            _ => Err(StepError::msg("not a step")),
+        }
+    }
+
+    /// The digest of the context files a copy selects.
+    fn context_digest(&self, local: &LocalSource, src_paths: &[String]) -> Result<String, StepError> {
+        let source = CopySource { root: &local.path, filter: local.filter.as_deref(), is_context: true };
+        copy::source_digest(&source, src_paths, &CopyOptions::dockerfile()).map_err(StepError::other)
+    }
+}

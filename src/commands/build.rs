@@ -1,0 +1,177 @@
+//! `strata build`: read the Dockerfile and context, translate, build, name, optionally push.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use strata_builder::progress::{JsonProgress, NoProgress, PlainProgress, Progress, TtyProgress};
+use strata_builder::{BuildConfig, Builder};
+use strata_frontend::convert::{ContextDir, ConvertOptions, convert};
+use strata_frontend::dockerignore::{IgnoreMatcher, ignore_file_for};
+use strata_store::Store;
+use strata_store::oci::Platform;
+use strata_store::reference::Reference;
+
+use crate::cli::{BuildArgs, ProgressMode};
+use crate::commands::push::push_named;
+use crate::registry_client;
+use crate::resolver::StoreResolver;
+
+/// Flags that later work implements: refuse them clearly rather than ignore them.
+fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
+    let mut refused = Vec::new();
+    let host = Platform::host().to_spec();
+    if let Some(p) = &a.platform
+        && p != &host
+        && p != "local"
+        && !p.contains(',')
+    {
+        refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
+    }
+    let flags: [(&str, bool); 12] = [
+        ("--explain", a.explain),
+        ("--check", a.check),
+        ("--secret", !a.secret.is_empty()),
+        ("--ssh", !a.ssh.is_empty()),
+        ("--output/-o", !a.output.is_empty()),
+        ("--cache-to", !a.cache_to.is_empty()),
+        ("--cache-from", !a.cache_from.is_empty()),
+        ("--metadata-file", a.metadata_file.is_some()),
+        ("--squash", a.squash),
+        ("--compression", a.compression.as_deref().is_some_and(|c| c != "gzip")),
+        ("--load", a.load),
+        ("--platform with several platforms", a.platform.as_deref().is_some_and(|p| p.contains(','))),
+    ];
+    refused.extend(flags.iter().filter(|(_, on)| *on).map(|(f, _)| f.to_string()));
+    if refused.is_empty() { Ok(()) } else { bail!("not supported yet: {}", refused.join(", ")) }
+}
+
+/// `KEY=VALUE`, or `KEY` alone to take the value from the environment (skipped if unset), as
+/// `docker build --build-arg` does.
+fn build_args(raw: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    out.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn progress_sink(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
+    let mode = if quiet { ProgressMode::Quiet } else { mode };
+    match mode {
+        ProgressMode::Quiet => Box::new(NoProgress),
+        ProgressMode::Json => Box::new(JsonProgress::new(std::io::stderr())),
+        ProgressMode::Plain => Box::new(PlainProgress::new(std::io::stderr())),
+        ProgressMode::Tty => Box::new(TtyProgress::new()),
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Box::new(TtyProgress::new()),
+        ProgressMode::Auto => Box::new(PlainProgress::new(std::io::stderr())),
+    }
+}
+
+pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
+    refuse_unsupported(a)?;
+    let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
+    if !context.is_dir() {
+        bail!("build context {} is not a directory", a.context.display());
+    }
+    let dockerfile: PathBuf = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
+    let source = std::fs::read(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
+    let file_name = display_name(&dockerfile);
+    let df = strata_frontend::parser::parse_bytes(&source, &file_name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &df.warnings {
+        eprintln!("warning: {file_name}:{}: {}", w.pos.line, w.message);
+    }
+    let filter = match ignore_file_for(&context, &dockerfile) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let m = IgnoreMatcher::from_dockerignore(&text).with_context(|| format!("in {}", path.display()))?;
+            Some(Arc::new(m) as Arc<dyn strata_builder::graph::PathFilter>)
+        }
+        None => None,
+    };
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?);
+    }
+    if a.push && tags.is_empty() {
+        bail!("--push needs at least one -t NAME to push to");
+    }
+
+    let registry = registry_client()?;
+    let resolver = StoreResolver::new(store, &registry, a.pull);
+    let host = Platform::host();
+    let opts = ConvertOptions {
+        file_name: file_name.clone(),
+        source: String::from_utf8_lossy(&source).into_owned(),
+        build_args: build_args(&a.build_args),
+        target: a.target.clone(),
+        target_platform: host.clone(),
+        build_platform: host,
+        context: Some(ContextDir { path: context.clone(), filter }),
+        no_cache: a.no_cache,
+        no_cache_filter: a.no_cache_filter.clone(),
+        allow: a.allow.clone(),
+    };
+    let mut plan = convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        plan.target.config.config.labels.get_or_insert_with(Default::default).insert(k.to_string(), v.to_string());
+    }
+
+    let progress = progress_sink(a.progress, a.quiet);
+    let mut config = BuildConfig::default();
+    if let Some(j) = a.jobs {
+        config.jobs = j.max(1);
+    }
+    let builder =
+        Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    install_interrupt_handler(&builder.cancel);
+    let image = builder.build(&plan.graph, &plan.target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = image.manifest.config.digest.clone();
+    for t in &tags {
+        store.layout.set(&t.to_string(), &image.descriptor)?;
+        progress.message(&format!("naming to {t} done"));
+    }
+    progress.message(&format!("writing image {id} (manifest {})", image.descriptor.digest));
+    if let Some(path) = &a.iidfile {
+        std::fs::write(path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.push {
+        for t in &tags {
+            push_named(store, &registry, &t.to_string(), t, progress.as_ref())?;
+        }
+    }
+    if a.quiet {
+        println!("{id}");
+    }
+    Ok(())
+}
+
+/// The Dockerfile's name as errors show it: relative to the working directory when possible.
+fn display_name(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    match cwd.and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf)) {
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
+/// Ctrl-C / SIGTERM cancel the build: running sandboxes are killed, their mounts go with
+/// their namespaces, scratch directories are removed as the steps unwind.
+fn install_interrupt_handler(cancel: &strata_builder::scheduler::Cancel) {
+    crate::signals::on_interrupt(cancel.clone());
+}
