@@ -30,6 +30,8 @@ pub enum Command {
     Images(ImagesArgs),
     /// Print an image's manifest and config.
     Inspect(InspectArgs),
+    /// Run an image from the store in the sandbox (its changes are discarded when it exits).
+    Run(RunArgs),
     /// Make an image from a root filesystem (a directory or a tar archive), as `docker import`.
     Import(ImportArgs),
     /// Give an image in the store another name.
@@ -159,6 +161,31 @@ pub struct ImagesArgs {
 pub struct InspectArgs {
     /// The image, by name or manifest digest.
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container's changes when it exits (always the case: strata keeps no
+    /// containers; accepted for docker compatibility).
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (`NAME=VALUE`, or `NAME` to pass strata's own value).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Run as this user (`name`, `uid`, `uid:gid`) instead of the image's User.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// `host` (default) or `none` (only loopback).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The hostname inside (default: the image's short digest).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The image, by name or digest.
+    pub image: String,
+    /// The command, replacing the image's Cmd.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

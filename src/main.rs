@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     strata_runner::maybe_run_sandbox();
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -30,28 +30,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Runs the command; returns the exit status (non-zero only for `strata run`'s process).
+fn run(cli: Cli) -> Result<i32> {
     let root = store_root(cli.root)?;
     let open = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
+    let done = |r: Result<()>| r.map(|()| 0);
     match cli.command {
         Command::Build(a) => {
             enter_private_mount_namespace()?;
-            commands::build::build(&open()?, &a)
+            done(commands::build::build(&open()?, &a))
         }
-        Command::Push(a) => commands::push::push(&open()?, &a),
-        Command::Images(a) => commands::images::images(&open()?, &a),
-        Command::Inspect(a) => commands::images::inspect(&open()?, &a),
-        Command::Import(a) => commands::import::import(&open()?, &a),
-        Command::Tag(a) => commands::images::tag(&open()?, &a),
-        Command::Rmi(a) => commands::images::rmi(&open()?, &a),
-        Command::Debug(cli::DebugCommand::Parse { file }) => commands::debug::parse(&file),
+        Command::Run(a) => {
+            enter_private_mount_namespace()?;
+            commands::run::run(&open()?, &a)
+        }
+        Command::Push(a) => done(commands::push::push(&open()?, &a)),
+        Command::Images(a) => done(commands::images::images(&open()?, &a)),
+        Command::Inspect(a) => done(commands::images::inspect(&open()?, &a)),
+        Command::Import(a) => done(commands::import::import(&open()?, &a)),
+        Command::Tag(a) => done(commands::images::tag(&open()?, &a)),
+        Command::Rmi(a) => done(commands::images::rmi(&open()?, &a)),
+        Command::Debug(cli::DebugCommand::Parse { file }) => done(commands::debug::parse(&file)),
     }
 }
 
 /// Mounts made from here on are private to this process and vanish with it, even on SIGKILL.
 fn enter_private_mount_namespace() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
-        anyhow::bail!("strata build needs root for now (rootless builds are not supported yet)");
+        anyhow::bail!("strata needs root to build and run images for now (rootless mode is not supported yet)");
     }
     strata_runner::enter_private_mount_namespace().context("entering a private mount namespace")
 }

@@ -1,6 +1,6 @@
 //! moby/patternmatcher's cases (`dockerignore/matches.tsv`, `multi.tsv`, `single-pattern.tsv`),
 //! walked as `shared/conformance/README.md` describes. The data directory is
-//! `$STRATA_CONFORMANCE_DIR` (default `/work/shared/conformance`); a missing file fails the test.
+//! `$STRATA_CONFORMANCE_DIR` (default: the repository's `testdata/conformance`); a missing file fails the test.
 
 use std::path::PathBuf;
 
@@ -10,7 +10,7 @@ use strata_frontend::dockerignore::IgnoreMatcher;
 fn rows(name: &str) -> (PathBuf, Vec<(usize, Vec<String>)>) {
     let dir = std::env::var_os("STRATA_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/conformance"));
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance"));
     let path = dir.join("dockerignore").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("conformance data {} is required: {e}", path.display()));

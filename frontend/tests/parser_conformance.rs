@@ -2,7 +2,7 @@
 //! every `testfiles/*/Dockerfile` must dump byte for byte to its `result`, every
 //! `testfiles-negative/*/Dockerfile` must fail, and `testfile-line/Dockerfile` must give the line
 //! ranges BuildKit's test expects. The data directory comes from `STRATA_CONFORMANCE_DIR`
-//! (default: `shared/conformance` beside the repository); a missing directory fails the test.
+//! (default: the repository's `testdata/conformance`); a missing directory fails the test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,12 +12,12 @@ use strata_frontend::parser::parse_bytes;
 fn conformance_dir() -> PathBuf {
     let dir = match std::env::var_os("STRATA_CONFORMANCE_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance"),
     };
     let parser_dir = dir.join("buildkit-parser");
     assert!(
         parser_dir.is_dir(),
-        "conformance data not found at {} (set STRATA_CONFORMANCE_DIR to the shared/conformance directory)",
+        "conformance data not found at {} (it ships in testdata/conformance; STRATA_CONFORMANCE_DIR overrides it)",
         parser_dir.display()
     );
     parser_dir

@@ -1,6 +1,6 @@
 //! BuildKit's own lexer test data (`buildkit-shell/envVarTest` and `wordsTest`), walked as
 //! `shared/conformance/README.md` describes. The data directory is `$STRATA_CONFORMANCE_DIR`
-//! (default `/work/shared/conformance`); a missing directory or file fails the test.
+//! (default: the repository's `testdata/conformance`); a missing directory or file fails the test.
 
 use std::path::PathBuf;
 
@@ -9,7 +9,7 @@ use strata_frontend::shell::Lexer;
 fn conformance_file(name: &str) -> (PathBuf, String) {
     let dir = std::env::var_os("STRATA_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/conformance"));
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance"));
     let path = dir.join("buildkit-shell").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("conformance data {} is required: {e}", path.display()));

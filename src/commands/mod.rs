@@ -5,3 +5,4 @@ pub mod debug;
 pub mod images;
 pub mod import;
 pub mod push;
+pub mod run;
