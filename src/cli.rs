@@ -26,6 +26,8 @@ pub enum Command {
     Build(Box<BuildArgs>),
     /// Push an image from the store to its registry.
     Push(PushArgs),
+    /// Fetch an image from its registry into the store.
+    Pull(PullArgs),
     /// List the images in the store.
     Images(ImagesArgs),
     /// Print an image's manifest and config.
@@ -86,7 +88,7 @@ pub struct BuildArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
-    /// How many steps may run at once (default: the number of CPUs).
+    /// How many steps may run at once (default: the number of CPUs, at least 4).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Grant an entitlement: network.host, security.insecure.
@@ -106,7 +108,8 @@ pub struct BuildArgs {
     /// Target platform(s), e.g. linux/amd64.
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Explain cache hits and misses.
+    /// Explain, for each step, whether it came from the cache and, if not, which input changed
+    /// since its last build (a file, a build arg, the step before it).
     #[arg(long)]
     pub explain: bool,
     /// Lint the Dockerfile without building.
@@ -148,6 +151,15 @@ pub struct PushArgs {
     /// Push under this name instead.
     #[arg(value_name = "DESTINATION")]
     pub destination: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image to fetch (`busybox`, `127.0.0.1:5000/x:1`, `name@sha256:…`).
+    pub image: String,
+    /// Print only the result.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,7 @@ fn run(cli: Cli) -> Result<i32> {
             commands::run::run(&open()?, &a)
         }
         Command::Push(a) => done(commands::push::push(&open()?, &a)),
+        Command::Pull(a) => done(commands::pull::pull(&open()?, &a)),
         Command::Images(a) => done(commands::images::images(&open()?, &a)),
         Command::Inspect(a) => done(commands::images::inspect(&open()?, &a)),
         Command::Import(a) => done(commands::import::import(&open()?, &a)),

@@ -6,8 +6,10 @@
 //! [`progress`], and exports the targets as images. It never sees Dockerfile syntax.
 
 pub mod cache;
+pub mod content_cache;
 pub mod copy;
 pub mod exec;
+pub mod explain;
 pub mod export;
 pub mod fileop;
 pub mod graph;
@@ -17,4 +19,4 @@ pub mod progress;
 pub mod scheduler;
 pub mod solve;
 
-pub use solve::{BuildConfig, BuildFailure, Builder};
+pub use solve::{BuildConfig, BuildFailure, Builder, Explanation};

@@ -25,8 +25,10 @@ use strata_store::registry::RegistryClient;
 use strata_store::snapshots::Scratch;
 
 use crate::cache::{CacheRecord, CacheStore, KeyBuilder, Layer};
+use crate::content_cache::PersistedContentCache;
 use crate::copy::{self, CopyOptions, CopySource};
 use crate::exec::{ExecContext, run_exec};
+use crate::explain::ExplainStore;
 use crate::export::export_image;
 use crate::fileop::run_file_op;
 use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
@@ -123,17 +125,32 @@ pub struct BuildConfig {
     pub hostname: String,
     /// How to start the sandbox (the strata binary re-executed, by default).
     pub runner: RunnerConfig,
+    /// Explain cache hits and misses (`--explain`).
+    pub explain: bool,
+    /// What makes this build's steps distinct from other projects' in the same store (the
+    /// Dockerfile's path), for `--explain` to find the same step's earlier build.
+    pub scope: String,
 }
 
 impl Default for BuildConfig {
     fn default() -> BuildConfig {
         BuildConfig {
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: default_jobs(),
             compression: Compression::Gzip,
             hostname: "buildkitsandbox".to_string(),
             runner: RunnerConfig::default(),
+            explain: false,
+            scope: String::new(),
         }
     }
+}
+
+/// Steps that may run at once by default: the number of CPUs, but at least 4. RUN steps spend
+/// much of their time waiting (downloads, sleeps, servers starting) rather than computing, so
+/// on a 2-CPU machine a limit of 2 would serialize independent stages that BuildKit (which has
+/// no limit) overlaps; CPU-heavy work inside steps (layer compression) has its own thread pool.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(4)
 }
 
 /// Runs graphs against one store.
@@ -144,6 +161,17 @@ pub struct Builder<'a> {
     pub config: BuildConfig,
     pub cancel: Cancel,
     cache: CacheStore,
+    content: PersistedContentCache,
+    explain: ExplainStore,
+    explanations: std::sync::Mutex<Vec<Explanation>>,
+}
+
+/// Why a step was or was not served from the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub step: String,
+    pub cached: bool,
+    pub reasons: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -154,15 +182,36 @@ impl<'a> Builder<'a> {
         config: BuildConfig,
     ) -> Result<Builder<'a>, StepError> {
         let cache = CacheStore::open(&store.cache_dir()).map_err(StepError::other)?;
-        Ok(Builder { store, registry, progress, config, cancel: Cancel::new(), cache })
+        let content = PersistedContentCache::load(&store.cache_dir());
+        let explain = ExplainStore::open(&store.cache_dir());
+        Ok(Builder {
+            store,
+            registry,
+            progress,
+            config,
+            cancel: Cancel::new(),
+            cache,
+            content,
+            explain,
+            explanations: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// What `--explain` found, in the order steps ran.
+    pub fn explanations(&self) -> Vec<Explanation> {
+        self.explanations.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     /// Builds `target` and stores its image (unnamed; the caller names it).
     pub fn build(&self, graph: &Graph, target: &Target) -> Result<Image, BuildFailure> {
         let results = run_graph(graph, &[target.root], self.config.jobs, &self.cancel, |id, inputs| {
             self.run_node(graph, id, inputs)
-        })
-        .map_err(|failures| BuildFailure {
+        });
+        // What the build learned about the context is worth keeping even if a step failed.
+        if let Err(e) = self.content.save() {
+            tracing::warn!("saving the context digest cache: {e}");
+        }
+        let results = results.map_err(|failures| BuildFailure {
             failures: failures
                 .into_iter()
                 .map(|(id, e)| (graph.node(id).name.clone(), graph.node(id).origin.clone(), e))
@@ -205,7 +254,7 @@ impl<'a> Builder<'a> {
                     key: KeyBuilder::new("image").add("manifest", &src.manifest_digest).finish().0,
                 })
             }
-            Op::Exec(_) | Op::File(_) => self.run_step(node, step, &by_id),
+            Op::Exec(_) | Op::File(_) => self.run_step(graph, id, &by_id),
         }
     }
 
@@ -215,7 +264,9 @@ impl<'a> Builder<'a> {
     }
 
     /// RUN and file steps: key, cache lookup, run, commit.
-    fn run_step(&self, node: &Node, step: usize, inputs: &Inputs<'_>) -> Result<Outcome, StepError> {
+    fn run_step(&self, graph: &Graph, id: NodeId, inputs: &Inputs<'_>) -> Result<Outcome, StepError> {
+        let node = graph.node(id);
+        let step = id.0;
         let lookup = |id: NodeId| inputs.get(id);
         let start = Instant::now();
         let root_id = node.op.root().ok_or_else(|| StepError::msg("a step without a root filesystem"))?;
@@ -225,11 +276,13 @@ impl<'a> Builder<'a> {
         };
         self.progress.event(step, Event::Started { name: &node.name });
         let (key, inputs_doc) = self.step_key(node, &root.key, inputs).map_err(|e| self.fail(step, start, e))?;
-
-        if !node.ignore_cache
-            && let Some(record) = self.cache.get(&key)
-            && self.store.blobs.contains(&record.layer.blob.digest)
-        {
+        let hit = if node.ignore_cache {
+            None
+        } else {
+            self.cache.get(&key).filter(|r| self.store.blobs.contains(&r.layer.blob.digest))
+        };
+        self.explain_step(graph, id, root_id, &key, &inputs_doc, hit.is_some());
+        if let Some(record) = hit {
             self.progress.event(step, Event::Cached);
             return Ok(self.extend(chain, record.layer, key));
         }
@@ -256,6 +309,46 @@ impl<'a> Builder<'a> {
         }
         self.progress.event(step, Event::Done { elapsed: start.elapsed() });
         Ok(self.extend(chain, layer, key))
+    }
+
+    /// Records (and with `--explain`, reports) why a step hits or misses the cache.
+    fn explain_step(
+        &self,
+        graph: &Graph,
+        id: NodeId,
+        root: NodeId,
+        key: &Digest,
+        inputs: &serde_json::Value,
+        hit: bool,
+    ) {
+        let node = graph.node(id);
+        let occurrence = graph.nodes[..id.0].iter().filter(|n| n.name == node.name).count();
+        let identity = ExplainStore::identity(&self.config.scope, &node.name, occurrence);
+        let previous = self.explain.previous_key(&identity);
+        self.explain.remember_key(&identity, key);
+        if !self.config.explain {
+            return;
+        }
+        let reasons = if hit {
+            Vec::new()
+        } else if node.ignore_cache {
+            vec!["--no-cache (or --no-cache-filter) asked to run it".to_string()]
+        } else {
+            match previous {
+                None => vec!["no earlier build of this step".to_string()],
+                Some(p) if &p == key => vec!["its earlier result is no longer in the store".to_string()],
+                Some(p) => match self.cache.get(&p) {
+                    Some(before) => self.explain.reasons(&before.inputs, inputs, &graph.node(root).name),
+                    None => vec!["the earlier build of this step did not complete".to_string()],
+                },
+            }
+        };
+        let text =
+            if hit { "explain: cache hit".to_string() } else { format!("explain: miss: {}", reasons.join("; ")) };
+        self.progress.event(id.0, Event::Status { text: &text });
+        if let Ok(mut all) = self.explanations.lock() {
+            all.push(Explanation { step: node.name.clone(), cached: hit, reasons });
+        }
     }
 
     fn extend(&self, chain: &Arc<Vec<Layer>>, layer: Layer, key: Digest) -> Outcome {
@@ -343,6 +436,9 @@ impl<'a> Builder<'a> {
     /// The digest of the context files a copy selects.
     fn context_digest(&self, local: &LocalSource, src_paths: &[String]) -> Result<String, StepError> {
         let source = CopySource { root: &local.path, filter: local.filter.as_deref(), is_context: true };
-        copy::source_digest(&source, src_paths, &CopyOptions::dockerfile()).map_err(StepError::other)
+        let d = copy::source_digest(&source, src_paths, &CopyOptions::dockerfile(), Some(&self.content))
+            .map_err(StepError::other)?;
+        self.explain.remember_listing(&d.digest, &d.entries);
+        Ok(d.digest)
     }
 }

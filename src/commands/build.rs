@@ -30,8 +30,7 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 12] = [
-        ("--explain", a.explain),
+    let flags: [(&str, bool); 11] = [
         ("--check", a.check),
         ("--secret", !a.secret.is_empty()),
         ("--ssh", !a.ssh.is_empty()),
@@ -137,10 +136,16 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     if let Some(j) = a.jobs {
         config.jobs = j.max(1);
     }
+    config.explain = a.explain;
+    config.scope = dockerfile.canonicalize().unwrap_or(dockerfile.clone()).display().to_string();
     let builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
     install_interrupt_handler(&builder.cancel);
-    let image = builder.build(&plan.graph, &plan.target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let built = builder.build(&plan.graph, &plan.target);
+    if a.explain {
+        print_explanations(&builder.explanations());
+    }
+    let image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
     let id = image.manifest.config.digest.clone();
     for t in &tags {
         store.layout.set(&t.to_string(), &image.descriptor)?;
@@ -159,6 +164,21 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         println!("{id}");
     }
     Ok(())
+}
+
+/// The `--explain` summary: one line per step, and for a miss the reasons.
+fn print_explanations(explanations: &[strata_builder::Explanation]) {
+    eprintln!("\ncache explanation:");
+    for e in explanations {
+        if e.cached {
+            eprintln!("  HIT   {}", e.step);
+        } else {
+            eprintln!("  MISS  {}", e.step);
+            for r in &e.reasons {
+                eprintln!("          {r}");
+            }
+        }
+    }
 }
 
 /// The Dockerfile's name as errors show it: relative to the working directory when possible.

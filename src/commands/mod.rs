@@ -4,5 +4,6 @@ pub mod build;
 pub mod debug;
 pub mod images;
 pub mod import;
+pub mod pull;
 pub mod push;
 pub mod run;

@@ -60,7 +60,7 @@ use self::resolve::{Comps, ResolveError, Root, Visibility};
 use self::tree::{Filters, Kind, Meta};
 use self::write::{Attrs, Writer};
 
-pub use self::digest::source_digest;
+pub use self::digest::{ContentCache, FileStamp, SourceDigest, source_digest};
 use crate::graph::{Chmod, PathFilter};
 
 /// Where files are copied from.

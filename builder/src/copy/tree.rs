@@ -47,6 +47,9 @@ pub(crate) struct Meta {
     pub size: u64,
     pub atime: (i64, i64),
     pub mtime: (i64, i64),
+    /// Status change time: any write or metadata change moves it, so (dev, ino, size, mtime,
+    /// ctime) identifies a file version for the context content cache.
+    pub ctime: (i64, i64),
 }
 
 impl Meta {
@@ -75,6 +78,7 @@ impl Meta {
             size: st.st_size.max(0) as u64,
             atime: (st.st_atime as i64, st.st_atime_nsec as i64),
             mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
         }
     }
 }
