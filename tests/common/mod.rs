@@ -341,6 +341,21 @@ pub fn layer_entries(blob: &Path) -> Vec<String> {
     r.stdout.lines().map(|l| l.trim_start_matches("./").to_string()).filter(|l| !l.is_empty()).collect()
 }
 
+/// A gzip layer blob's entries as `MODE UID/GID SIZE NAME[ -> TARGET | link to TARGET]`, the
+/// columns of GNU `tar --numeric-owner -tv` without the date and time.
+pub fn layer_listing(blob: &Path) -> Vec<String> {
+    let r = run(Command::new(tool("tar", "tar")).args(["--numeric-owner", "-tvzf"]).arg(blob)).ok();
+    r.stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(f.len() >= 6, "unexpected tar listing line {l:?}");
+            format!("{} {} {} {}", f[0], f[1], f[2], f[5..].join(" "))
+        })
+        .collect()
+}
+
 /// The content of one regular file inside a gzip layer blob.
 pub fn layer_file(blob: &Path, path: &str) -> String {
     let r = run(Command::new(tool("tar", "tar")).arg("-xzOf").arg(blob).arg(path));
