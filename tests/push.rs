@@ -116,3 +116,34 @@ fn pull_refuses_a_layer_that_does_not_match_its_digest() {
     assert!(!common::store_names(&fresh).iter().any(|n| n.contains("child")), "no image from a failed build");
     assert!(!blob_path(&fresh, digest).exists(), "a blob that failed verification must not enter the store");
 }
+
+/// Base images come from the store first (as `docker build` uses an image it has); `--pull` asks
+/// the registry again and takes what the name points at now.
+#[test]
+fn pull_flag_refreshes_a_stale_base() {
+    let env = Env::new();
+    let old_base = env.inspect(&env.base)["Descriptor"]["digest"].clone();
+    // Somebody else pushes a new image under the base's name.
+    let other = env.path("other-store");
+    let ctx = env.context("newer", &[("Dockerfile", "FROM {BASE}\nRUN echo newer > /newer\n")]);
+    env.build_at(&other, &ctx, &env.base, &["--push"]).ok();
+    let new_base = inspect_at(&env, &other, &env.base)["Descriptor"]["digest"].clone();
+    assert_ne!(old_base, new_base);
+
+    let child =
+        env.context("child", &[("Dockerfile", "FROM {BASE}\nRUN ls /newer > /seen 2>&1 || echo absent > /seen\n")]);
+    let r = env.build(&child, "child:local", &[]).ok();
+    assert!(r.stderr.contains(old_base.as_str().unwrap()), "the stored base is used without --pull:\n{r}");
+    let image = env.inspect("child:local");
+    assert_eq!(layer_file(&blob_path(&env.root, layer_digests(&image).last().unwrap()), "seen"), "absent\n");
+
+    let r = env.build(&child, "child:pulled", &["--pull"]).ok();
+    assert!(r.stderr.contains(new_base.as_str().unwrap()), "--pull resolves the name again:\n{r}");
+    let image = env.inspect("child:pulled");
+    assert_eq!(layer_file(&blob_path(&env.root, layer_digests(&image).last().unwrap()), "seen"), "/newer\n");
+    assert_eq!(
+        env.inspect(&env.base)["Descriptor"]["digest"],
+        new_base,
+        "the store's name now points at the pulled image"
+    );
+}
