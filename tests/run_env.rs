@@ -79,16 +79,3 @@ fn run_sees_buildkits_etc_hosts() {
     let read = build_and_read(&env, "hosts", "FROM {BASE}\nRUN cat /etc/hosts > /hosts.txt\n");
     assert_eq!(read("hosts.txt"), "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n");
 }
-
-/// BuildKit runs RUN steps under runc's default seccomp profile (`Seccomp: 2`, filter mode) unless
-/// `security.insecure` is granted; `NoNewPrivs` stays 0.
-#[test]
-fn run_is_confined_by_a_seccomp_filter_like_buildkit() {
-    let env = Env::new();
-    let read = build_and_read(
-        &env,
-        "seccomp",
-        "FROM {BASE}\nRUN grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status > /sec.txt\n",
-    );
-    assert_eq!(read("sec.txt"), "NoNewPrivs:\t0\nSeccomp:\t2\n");
-}

@@ -12,7 +12,8 @@
 //! | `/dev/shm` | tmpfs | nosuid,nodev,noexec `mode=1777,size=65536k` |
 //! | `/dev/mqueue` | mqueue | nosuid,nodev,noexec |
 //! | `/sys` | sysfs | ro,nosuid,nodev,noexec |
-//! | `/etc/resolv.conf`, `/etc/hosts` | bind of the host's file | ro,nosuid,nodev,noexec |
+//! | `/etc/resolv.conf` | bind of the host's file | ro,nosuid,nodev,noexec |
+//! | `/etc/hosts` | bind of a generated file ([`hosts_file`], as BuildKit's) | ro,nosuid,nodev,noexec |
 //!
 //! `/dev` holds `null zero full random urandom tty` (0666 char devices) and the symlinks
 //! `fd stdin stdout stderr ptmx`. After `pivot_root`, runc's default masked paths are hidden
@@ -100,6 +101,12 @@ impl HostFiles {
         let existing = |p: &str| Some(PathBuf::from(p)).filter(|p| p.is_file());
         HostFiles { resolv_conf: existing("/etc/resolv.conf"), hosts: existing("/etc/hosts") }
     }
+}
+
+/// The `/etc/hosts` BuildKit writes for a RUN step: loopback names plus the sandbox's
+/// hostname, so `hostname` resolves inside.
+pub fn hosts_file(hostname: &str) -> String {
+    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
 /// runc's default masked paths (containerd's `defaultUnixSpec`).

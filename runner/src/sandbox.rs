@@ -229,7 +229,11 @@ fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     sys::unshare(CloneFlags::CLONE_NEWNS).map_err(ctx(|| "unshare(CLONE_NEWNS)".into()))?;
     sys::make_rprivate(Path::new("/")).map_err(ctx(|| "making / rprivate".into()))?;
 
-    let plan = mounts::plan(spec, &HostFiles::from_host());
+    // BuildKit gives RUN steps its own /etc/hosts naming the sandbox's hostname, not the
+    // host's file; resolv.conf is the host's.
+    let hosts = request.scratch.join("hosts");
+    std::fs::write(&hosts, mounts::hosts_file(&spec.hostname)).map_err(ctx(|| "writing the hosts file".into()))?;
+    let plan = mounts::plan(spec, &HostFiles { hosts: Some(hosts), ..HostFiles::from_host() });
     for (i, step) in plan.steps.iter().enumerate() {
         apply_step(root, step, &request.scratch.join("mnt").join(i.to_string()), &request.scratch.join("empty"))?;
     }

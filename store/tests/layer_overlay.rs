@@ -79,8 +79,8 @@ fn changes_made_through_overlayfs_pack_and_unpack_faithfully() {
     }
     assert_eq!(
         names,
-        [".wh.a", "b", "d/", "d/.wh..wh..opq", "d/new", "keep/k1", "mv_dst", ".wh.mv_src", "perm/"],
-        "whiteouts for deletions and renames, opaque replace, unchanged keep/ skipped"
+        [".wh.a", "b", "d/", "d/.wh..wh..opq", "d/new", "keep/", "keep/k1", "mv_dst", ".wh.mv_src", "perm/"],
+        "whiteouts for deletions and renames, opaque replace, unchanged keep/ written as the parent of keep/k1"
     );
     assert!(!names.iter().any(|n| n.starts_with("work")));
 

@@ -226,12 +226,13 @@ fn empty_diffs_give_buildkits_empty_layer() {
 }
 
 #[test]
-fn unchanged_copied_up_directories_are_skipped() {
+fn unchanged_copied_up_directories_are_written_only_as_parents() {
     let t = tempfile::tempdir().unwrap();
     let (lower2, lower1, upper) = (t.path().join("l2"), t.path().join("l1"), t.path().join("u"));
     for d in [&lower2, &lower1, &upper] {
         fs::create_dir_all(d.join("usr/share/doc")).unwrap();
         fs::create_dir_all(d.join("var")).unwrap();
+        fs::create_dir_all(d.join("opt/unchanged")).unwrap();
     }
     fs::remove_dir_all(lower1.join("usr")).unwrap(); // usr only in the bottom layer
     fs::write(upper.join("usr/share/doc/new"), "n").unwrap();
@@ -241,7 +242,7 @@ fn unchanged_copied_up_directories_are_skipped() {
     set_xattr(&upper.join("usr/share"), "trusted.overlay.origin", b"ignored");
     chmod(&upper.join("usr/share/doc"), 0o700); // changed: emitted
     for d in [&lower2, &lower1, &upper] {
-        for p in ["usr/share/doc", "usr/share", "usr", "var"] {
+        for p in ["usr/share/doc", "usr/share", "usr", "var", "opt/unchanged", "opt"] {
             if d.join(p).exists() {
                 set_mtime(&d.join(p), 1_500_000_000, 42);
             }
@@ -250,7 +251,9 @@ fn unchanged_copied_up_directories_are_skipped() {
     set_mtime(&lower1.join("var"), 1_500_000_001, 0); // top-most lower wins: upper var differs
     let tar = write_tar(&upper, &[lower1.clone(), lower2.clone()], Vec::new(), &PackOptions::default()).unwrap();
     let names: Vec<String> = entries_of(&tar).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["usr/share/doc/", "usr/share/doc/new", "var/", "var/new"]);
+    // usr/ and usr/share/ are unchanged but are parents of changes (BuildKit writes every
+    // parent); opt/ and opt/unchanged/ hold no change and are left out.
+    assert_eq!(names, ["usr/", "usr/share/", "usr/share/doc/", "usr/share/doc/new", "var/", "var/new"]);
 
     // Unpacking over the same lowers recreates the skipped parents with the lowers' metadata.
     let dest = t.path().join("dest");

@@ -182,18 +182,27 @@ pub fn busybox_rootfs(dir: &Path) {
     let target = dir.join("bin/busybox");
     fs::copy(&busybox, &target).unwrap_or_else(|e| panic!("copying {}: {e}", busybox.display()));
     fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod busybox");
-    let out = Command::new("chroot")
-        .arg(dir)
-        .args(["/bin/busybox", "--install", "-s"])
-        .output()
-        .expect("running chroot (coreutils)");
+    // The applet links `busybox --install -s` would make (absolute links to /bin/busybox), from
+    // the host binary's own list. Running the fresh copy instead races with tests forking in
+    // parallel: a child that inherited the copy's still-open write descriptor makes the exec
+    // fail with "Text file busy".
+    let out = Command::new(&busybox).arg("--list-full").output().expect("running busybox --list-full");
     assert!(
         out.status.success(),
-        "chroot {} /bin/busybox --install -s failed (is {} statically linked? apt-get install busybox-static): {}",
-        dir.display(),
+        "{} --list-full failed (apt-get install busybox-static): {}",
         busybox.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    for applet in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let link = dir.join(applet);
+        if link.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+        }
+        std::os::unix::fs::symlink("/bin/busybox", &link).unwrap_or_else(|e| panic!("linking {applet}: {e}"));
+    }
     fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
         .expect("writing /etc/passwd");
     fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("writing /etc/group");

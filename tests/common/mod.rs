@@ -20,7 +20,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -32,26 +31,13 @@ pub const STRATA: &str = env!("CARGO_BIN_EXE_strata");
 /// How long any one command may take before the test fails (a hang is a bug, not a slow test).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Held (read) while this test binary starts a process, and (write) while it writes an executable
-/// it then runs. Tests run on parallel threads: a child forked by one thread inherits, until it
-/// execs, every file another thread has open, and exec'ing a file some process still holds open
-/// for writing fails with ETXTBSY ("Text file busy"). `testkit::busybox_rootfs` copies busybox and
-/// runs the copy at once, so it must not overlap any other spawn.
-static SPAWN: RwLock<()> = RwLock::new(());
-
-fn spawn_guard() -> RwLockReadGuard<'static, ()> {
-    SPAWN.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A busybox root filesystem in `dir` (see [`SPAWN`] for the lock).
+/// A busybox root filesystem in `dir`.
 pub fn busybox_rootfs(dir: &Path) {
-    let _exclusive = SPAWN.write().unwrap_or_else(|e| e.into_inner());
     strata_testkit::busybox_rootfs(dir);
 }
 
-/// Starts a registry (open, or htpasswd with `creds`) without racing [`busybox_rootfs`].
+/// Starts a registry (open, or htpasswd with `creds`).
 pub fn start_registry(creds: Option<(&str, &str)>) -> TestRegistry {
-    let _g = spawn_guard();
     match creds {
         Some((user, pass)) => TestRegistry::start_with_htpasswd(user, pass),
         None => TestRegistry::start(),
@@ -106,10 +92,7 @@ pub fn run(cmd: &mut Command) -> Run {
         cmd.get_program().to_string_lossy(),
         cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
     );
-    let spawned = {
-        let _g = spawn_guard();
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
-    };
+    let spawned = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     let mut child = spawned.unwrap_or_else(|e| panic!("starting {text}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();

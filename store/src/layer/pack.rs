@@ -19,8 +19,10 @@
 //! - an opaque directory is written, then `DIR/.wh..wh..opq` right after it: a regular file
 //!   with the directory's permission bits and owner and mtime 0 (moby's overlay converter);
 //! - a directory that also exists in the lowers with the same type, mode, owner, mtime
-//!   (nanoseconds included) and content xattrs, and is not opaque, is not written (overlay
-//!   copied it up only to hold changed children); its changed children are.
+//!   (nanoseconds included) and content xattrs, and is not opaque, was copied up only to hold
+//!   changed children: it is written only as the parent of something written below it, right
+//!   before that (containerd's change writer includes every parent directory of a change, as
+//!   BuildKit's layers show), and not at all if nothing below it changed.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
@@ -56,6 +58,7 @@ pub(crate) fn write_tar_counted<W: Write>(
         lowers,
         epoch: opts.source_date_epoch,
         links: HashMap::new(),
+        pending: Vec::new(),
         entries: 0,
         buf: vec![0u8; 256 * 1024],
     };
@@ -72,6 +75,9 @@ struct Packer<'a, W: Write> {
     epoch: Option<i64>,
     /// (device, inode) of files with several links -> the tar name of the first one.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Unchanged directories on the way down to the current entry, not written yet: written
+    /// (outermost first) as soon as an entry below them is.
+    pending: Vec<(PathBuf, TarHeader)>,
     entries: u64,
     buf: Vec<u8>,
 }
@@ -91,6 +97,11 @@ impl<W: Write> Packer<'_, W> {
     }
 
     fn emit(&mut self, h: &TarHeader, path: &Path) -> Result<(), LayerError> {
+        for (dir, parent) in std::mem::take(&mut self.pending) {
+            self.entries += 1;
+            let at = self.upper.join(&dir);
+            self.tw.header(&parent).map_err(|e| LayerError::pack(&at, "writing the tar header", e))?;
+        }
         self.entries += 1;
         self.tw.header(h).map_err(|e| LayerError::pack(path, "writing the tar header", e))
     }
@@ -110,6 +121,10 @@ impl<W: Write> Packer<'_, W> {
             self.entry(&rel, &path, &md)?;
             if md.is_dir() {
                 self.walk(&rel)?;
+                // Nothing below it was written: the unchanged directory is not either.
+                if self.pending.last().is_some_and(|(d, _)| *d == rel) {
+                    self.pending.pop();
+                }
             }
         }
         Ok(())
@@ -161,6 +176,8 @@ impl<W: Write> Packer<'_, W> {
         if ft.is_dir() {
             let opaque = overlay::is_opaque(&xattrs);
             if !opaque && self.unchanged_dir(rel, md, &xattrs)? {
+                let h = self.header(rel, md, EntryType::Directory, &xattrs);
+                self.pending.push((rel.to_path_buf(), h));
                 return Ok(());
             }
             let h = self.header(rel, md, EntryType::Directory, &xattrs);
