@@ -9,7 +9,15 @@
 //! grant to the realm instead, as the docker CLI does.
 //!
 //! Tokens are cached per (registry, scope) until shortly before they expire; an `expires_in`
-//! missing or under 60 seconds counts as 60, the minimum Docker assumes.
+//! missing or under 60 seconds counts as 60, the minimum Docker assumes. The registry's Bearer
+//! challenge is remembered, so a token that has expired (a long push outlives a 5-minute token)
+//! is renewed before the next request instead of after a 401.
+//!
+//! Refresh tokens (distribution's `registry/client/auth/session.go`): a token answer may carry a
+//! `refresh_token` (the service issues one for `offline_token=true` GETs and OAuth grants). It is
+//! kept for the registry and later tokens are obtained with it through the OAuth2
+//! `grant_type=refresh_token` POST, as the docker CLI does; `strata login` stores it in
+//! config.json as the `identitytoken` instead of the password, as `docker login` does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -126,6 +134,10 @@ pub(crate) struct AuthCache {
 struct CacheState {
     schemes: HashMap<String, Scheme>,
     tokens: HashMap<(String, String), Token>,
+    /// The last Bearer challenge of each registry: where to renew tokens.
+    challenges: HashMap<String, Challenge>,
+    /// Refresh tokens the token services issued, per registry.
+    refresh: HashMap<String, String>,
 }
 
 impl AuthCache {
@@ -151,6 +163,38 @@ impl AuthCache {
         state.schemes.insert(registry.to_string(), Scheme::Bearer);
         state.tokens.insert((registry.to_string(), scope.to_string()), token);
     }
+
+    /// Remembers the registry's Bearer challenge (realm and service) for renewing tokens.
+    pub fn set_challenge(&self, registry: &str, challenge: Challenge) {
+        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        state.challenges.insert(registry.to_string(), challenge);
+    }
+
+    /// The challenge to renew `registry`'s token for `scope` with, if the registry uses tokens
+    /// and none is live for the scope.
+    pub fn renewal(&self, registry: &str, scope: &str) -> Option<Challenge> {
+        let state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(state.schemes.get(registry), Some(Scheme::Bearer)) {
+            return None;
+        }
+        let live =
+            state.tokens.get(&(registry.to_string(), scope.to_string())).is_some_and(|t| t.expires > Instant::now());
+        if live { None } else { state.challenges.get(registry).cloned() }
+    }
+
+    /// Drops the token for (registry, scope): the registry refused it before it expired.
+    pub fn forget(&self, registry: &str, scope: &str) {
+        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        state.tokens.remove(&(registry.to_string(), scope.to_string()));
+    }
+
+    pub fn refresh_token(&self, registry: &str) -> Option<String> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).refresh.get(registry).cloned()
+    }
+
+    pub fn set_refresh_token(&self, registry: &str, token: String) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).refresh.insert(registry.to_string(), token);
+    }
 }
 
 /// `Basic base64(user:pass)`.
@@ -167,13 +211,23 @@ struct TokenResponse {
     access_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// What a token service granted.
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub token: Token,
+    /// A refresh token, when the service issued one.
+    pub refresh_token: Option<String>,
 }
 
 /// Docker's minimum token lifetime: shorter or missing `expires_in` values count as this.
 const MIN_TOKEN_LIFETIME: u64 = 60;
 
 /// Reads a token endpoint's JSON answer into a token valid from `now`.
-fn parse_token_response(body: &[u8], now: Instant) -> Result<Token, String> {
+fn parse_token_response(body: &[u8], now: Instant) -> Result<Grant, String> {
     let resp: TokenResponse = serde_json::from_slice(body).map_err(|e| format!("malformed token response: {e}"))?;
     let value = resp
         .token
@@ -183,7 +237,21 @@ fn parse_token_response(body: &[u8], now: Instant) -> Result<Token, String> {
     let lifetime = resp.expires_in.unwrap_or(MIN_TOKEN_LIFETIME).clamp(MIN_TOKEN_LIFETIME, 365 * 86_400);
     // Stop using a token a little before the server does, so a request never races its expiry.
     let margin = (lifetime / 10).min(30);
-    Ok(Token { value, expires: now + Duration::from_secs(lifetime - margin) })
+    Ok(Grant {
+        token: Token { value, expires: now + Duration::from_secs(lifetime - margin) },
+        refresh_token: resp.refresh_token.filter(|t| !t.is_empty()),
+    })
+}
+
+/// How to ask a token service.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TokenRequest<'a> {
+    /// The user's credential from the docker config, if any.
+    pub credential: Option<&'a Credential>,
+    /// A refresh token issued earlier (used before the credential).
+    pub refresh_token: Option<&'a str>,
+    /// Ask for a refresh token too (`offline_token=true`, as `docker login` does).
+    pub offline: bool,
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -201,14 +269,17 @@ fn form_encode(s: &str) -> String {
     out
 }
 
+/// The client id strata names itself with to token services (docker uses `docker`).
+const CLIENT_ID: &str = "strata";
+
 /// Fetches a token from a Bearer challenge's realm for `scopes`.
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     registry: &str,
     challenge: &Challenge,
     scopes: &[String],
-    credential: Option<&Credential>,
-) -> Result<Token, RegistryError> {
+    how: TokenRequest<'_>,
+) -> Result<Grant, RegistryError> {
     let auth_err = |message: String| RegistryError::Auth { registry: registry.to_string(), message };
     let realm = challenge.param("realm").ok_or_else(|| auth_err("Bearer challenge without a realm".to_string()))?;
     let mut url =
@@ -217,19 +288,27 @@ pub(crate) async fn fetch_token(
         return Err(auth_err(format!("token realm {realm:?} is not an http(s) URL")));
     }
     let service = challenge.param("service");
-    let request = match credential {
-        Some(Credential::IdentityToken { token, .. }) => {
+    let refresh = how.refresh_token.or(match how.credential {
+        Some(Credential::IdentityToken { token, .. }) => Some(token.as_str()),
+        _ => None,
+    });
+    let request = match refresh {
+        Some(refresh) => {
             // OAuth2 refresh-token grant, as the docker CLI does for identity tokens.
-            let mut form = format!("grant_type=refresh_token&refresh_token={}&client_id=strata", form_encode(token));
+            let mut form =
+                format!("grant_type=refresh_token&refresh_token={}&client_id={CLIENT_ID}", form_encode(refresh));
             if let Some(s) = service {
                 form.push_str(&format!("&service={}", form_encode(s)));
             }
             if !scopes.is_empty() {
                 form.push_str(&format!("&scope={}", form_encode(&scopes.join(" "))));
             }
+            if how.offline {
+                form.push_str("&access_type=offline");
+            }
             http.post(url.clone()).header("Content-Type", "application/x-www-form-urlencoded").body(form)
         }
-        other => {
+        None => {
             {
                 let mut q = url.query_pairs_mut();
                 if let Some(s) = service {
@@ -238,9 +317,13 @@ pub(crate) async fn fetch_token(
                 for s in scopes {
                     q.append_pair("scope", s);
                 }
+                if how.offline {
+                    q.append_pair("offline_token", "true");
+                    q.append_pair("client_id", CLIENT_ID);
+                }
             }
             let req = http.get(url.clone());
-            match other {
+            match how.credential {
                 Some(Credential::UsernamePassword { username, password }) => {
                     req.header("Authorization", basic_header(username, password))
                 }
@@ -255,7 +338,7 @@ pub(crate) async fn fetch_token(
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| auth_err(format!("reading the token from {url}: {e}")))?;
     if !status.is_success() {
-        let hint = if credential.is_some() {
+        let hint = if how.credential.is_some() || refresh.is_some() {
             "the credentials were rejected"
         } else {
             "no credentials were found for this registry (docker login?)"
@@ -318,14 +401,18 @@ mod tests {
     #[test]
     fn token_responses() {
         let now = Instant::now();
-        let t = parse_token_response(br#"{"token":"abc","expires_in":300,"issued_at":"2024-01-01T00:00:00Z"}"#, now)
+        let g = parse_token_response(br#"{"token":"abc","expires_in":300,"issued_at":"2024-01-01T00:00:00Z"}"#, now)
             .unwrap();
+        assert_eq!(g.refresh_token, None);
+        let t = g.token;
         assert_eq!(t.value, "abc");
         assert_eq!(t.expires, now + Duration::from_secs(270));
-        let t = parse_token_response(br#"{"access_token":"xyz"}"#, now).unwrap();
+        let g = parse_token_response(br#"{"access_token":"xyz","refresh_token":"r1"}"#, now).unwrap();
+        assert_eq!(g.refresh_token.as_deref(), Some("r1"));
+        let t = g.token;
         assert_eq!(t.value, "xyz");
         assert_eq!(t.expires, now + Duration::from_secs(54), "missing expires_in counts as 60s");
-        let t = parse_token_response(br#"{"token":"","access_token":"a","expires_in":5}"#, now).unwrap();
+        let t = parse_token_response(br#"{"token":"","access_token":"a","expires_in":5}"#, now).unwrap().token;
         assert_eq!(t.value, "a");
         assert!(parse_token_response(br#"{"expires_in":5}"#, now).unwrap_err().contains("neither"));
         assert!(parse_token_response(b"<html>", now).unwrap_err().contains("malformed"));
@@ -344,7 +431,32 @@ mod tests {
         cache.set_token("r", "repository:c:pull", dead);
         assert_eq!(cache.header("r", "repository:c:pull"), None, "expired tokens are not used");
         cache.set_basic("b", basic_header("tester", "secret"));
+        assert!(cache.renewal("b", "anything").is_none(), "basic auth needs no renewal");
         assert_eq!(cache.header("b", "anything").as_deref(), Some("Basic dGVzdGVyOnNlY3JldA=="));
+    }
+
+    #[test]
+    fn expired_tokens_are_renewed_from_the_remembered_challenge() {
+        let cache = AuthCache::default();
+        let challenge = parse_www_authenticate(r#"Bearer realm="http://auth/token",service="s""#).remove(0);
+        assert!(cache.renewal("r", "repository:a:pull").is_none(), "unknown registry: wait for a challenge");
+        cache.set_challenge("r", challenge.clone());
+        cache.set_token(
+            "r",
+            "repository:a:pull",
+            Token { value: "t".into(), expires: Instant::now() + Duration::from_secs(60) },
+        );
+        assert!(cache.renewal("r", "repository:a:pull").is_none(), "a live token needs no renewal");
+        assert_eq!(cache.renewal("r", "repository:a:pull,push"), Some(challenge.clone()), "a new scope");
+        cache.set_token(
+            "r",
+            "repository:a:pull",
+            Token { value: "t".into(), expires: Instant::now() - Duration::from_secs(1) },
+        );
+        assert_eq!(cache.renewal("r", "repository:a:pull"), Some(challenge), "an expired token");
+        assert_eq!(cache.refresh_token("r"), None);
+        cache.set_refresh_token("r", "rt".into());
+        assert_eq!(cache.refresh_token("r").as_deref(), Some("rt"));
     }
 
     #[test]

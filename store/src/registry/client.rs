@@ -29,18 +29,31 @@ pub(crate) fn backoff(n: u32) -> Duration {
 
 /// What a request needs the registry to allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
+pub(crate) enum Access<'a> {
     Pull,
     Push,
+    /// Push to the repository and pull from another one of the same registry (a cross-repository
+    /// blob mount needs both in one token).
+    Mount {
+        from: &'a str,
+    },
 }
 
-impl Access {
-    /// The token scope for `repository` (Docker's `repository:NAME:ACTIONS`).
-    pub fn scope(self, repository: &str) -> String {
+impl Access<'_> {
+    /// The token scopes for `repository` (Docker's `repository:NAME:ACTIONS`).
+    pub fn scopes(self, repository: &str) -> Vec<String> {
         match self {
-            Access::Pull => format!("repository:{repository}:pull"),
-            Access::Push => format!("repository:{repository}:pull,push"),
+            Access::Pull => vec![format!("repository:{repository}:pull")],
+            Access::Push => vec![format!("repository:{repository}:pull,push")],
+            Access::Mount { from } => {
+                vec![format!("repository:{repository}:pull,push"), format!("repository:{from}:pull")]
+            }
         }
+    }
+
+    /// The scopes as one string: the key tokens are cached under.
+    pub fn scope(self, repository: &str) -> String {
+        self.scopes(repository).join(" ")
     }
 }
 
@@ -49,13 +62,15 @@ impl Access {
 pub struct RegistryClient {
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) http: reqwest::Client,
-    opts: RegistryOptions,
+    pub(crate) opts: RegistryOptions,
     config_path: Option<std::path::PathBuf>,
     pub(crate) auth: AuthCache,
     /// Serializes answering challenges.
     auth_lock: Mutex<()>,
     /// Credentials per registry, looked up on the first challenge (helpers are slow).
     credentials: Mutex<HashMap<String, Option<Credential>>>,
+    /// Which repositories hold which blobs (for cross-repository mounts).
+    pub(crate) sources: Option<super::sources::BlobSources>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -67,7 +82,7 @@ impl std::fmt::Debug for RegistryClient {
 /// One request, rebuildable for retries.
 pub(crate) struct Call<'a> {
     pub r: &'a Reference,
-    pub access: Access,
+    pub access: Access<'a>,
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(&'static str, String)>,
@@ -90,7 +105,9 @@ impl RegistryClient {
             .build()
             .map_err(|e| RegistryError::Setup(format!("building the HTTP client: {}", error_chain(&e))))?;
         let config_path = opts.docker_config.clone().or_else(credentials::default_config_path);
+        let sources = opts.blob_sources.as_deref().map(super::sources::BlobSources::new);
         Ok(RegistryClient {
+            sources,
             rt,
             http,
             opts,
@@ -101,13 +118,21 @@ impl RegistryClient {
         })
     }
 
-    /// True if `registry` is spoken to over plain HTTP.
+    /// True if `r`'s registry is spoken to over plain HTTP.
     fn is_insecure(&self, r: &Reference) -> bool {
         if r.is_loopback_registry() {
             return true;
         }
         let host = r.registry.rsplit_once(':').map_or(r.registry.as_str(), |(h, _)| h);
         self.opts.insecure_hosts.iter().any(|h| h == &r.registry || h == host)
+    }
+
+    /// `http(s)://HOST/v2/`, the API base of `registry` (a host, as references name it).
+    pub(crate) fn base_url(&self, registry: &str) -> Result<Url, RegistryError> {
+        let r = Reference { registry: registry.to_string(), repository: "x".to_string(), tag: None, digest: None };
+        let scheme = if self.is_insecure(&r) { "http" } else { "https" };
+        let s = format!("{scheme}://{}/v2/", r.api_host());
+        Url::parse(&s).map_err(|e| RegistryError::Setup(format!("registry URL {s}: {e}")))
     }
 
     /// `http(s)://HOST/v2/REPOSITORY/` + `rest`.
@@ -122,7 +147,7 @@ impl RegistryClient {
     }
 
     /// The credential for `registry` from the docker config (looked up once per registry).
-    fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+    pub(crate) fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
         if let Some(c) = self.credentials.lock().unwrap_or_else(|p| p.into_inner()).get(registry) {
             return Ok(c.clone());
         }
@@ -138,14 +163,14 @@ impl RegistryClient {
     }
 
     /// Where credentials were looked for, for hints.
-    fn config_display(&self) -> String {
+    pub(crate) fn config_display(&self) -> String {
         self.config_path
             .as_ref()
             .map_or("no docker config (neither DOCKER_CONFIG nor HOME set)".to_string(), |p| p.display().to_string())
     }
 
     /// The `Authorization` header to use for `call` now, if any.
-    pub(crate) fn auth_header(&self, r: &Reference, access: Access) -> Option<String> {
+    pub(crate) fn auth_header(&self, r: &Reference, access: Access<'_>) -> Option<String> {
         self.auth.header(&r.registry, &access.scope(&r.repository))
     }
 
@@ -154,19 +179,16 @@ impl RegistryClient {
         let registry = &call.r.registry;
         let auth_err = |message: String| RegistryError::Auth { registry: registry.clone(), message };
         let challenges: Vec<_> = www_authenticate.iter().flat_map(|h| auth::parse_www_authenticate(h)).collect();
-        let scope = call.access.scope(&call.r.repository);
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            let mut scopes = vec![scope.clone()];
+            self.auth.set_challenge(registry, bearer.clone());
+            let mut scopes = call.access.scopes(&call.r.repository);
             if let Some(s) = bearer.param("scope")
                 && !s.is_empty()
-                && s != scope
+                && !scopes.iter().any(|have| have == s)
             {
                 scopes.push(s.to_string());
             }
-            let cred = self.credential(registry)?;
-            let token = self.rt.block_on(auth::fetch_token(&self.http, registry, bearer, &scopes, cred.as_ref()))?;
-            self.auth.set_token(registry, &scope, token);
-            return Ok(());
+            return self.fetch_token(call, bearer, &scopes);
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             return match self.credential(registry)? {
@@ -185,6 +207,39 @@ impl RegistryClient {
             "{} {}: 401 with no usable WWW-Authenticate challenge ({:?})",
             call.method, call.url, www_authenticate
         )))
+    }
+
+    /// Gets a token for `scopes` from the challenge's realm and caches it under the call's scope.
+    fn fetch_token(
+        &self,
+        call: &Call<'_>,
+        challenge: &auth::Challenge,
+        scopes: &[String],
+    ) -> Result<(), RegistryError> {
+        let registry = &call.r.registry;
+        let cred = self.credential(registry)?;
+        let refresh = self.auth.refresh_token(registry);
+        let how = auth::TokenRequest { credential: cred.as_ref(), refresh_token: refresh.as_deref(), offline: false };
+        let grant = self.rt.block_on(auth::fetch_token(&self.http, registry, challenge, scopes, how))?;
+        if let Some(rt) = grant.refresh_token {
+            self.auth.set_refresh_token(registry, rt);
+        }
+        self.auth.set_token(registry, &call.access.scope(&call.r.repository), grant.token);
+        Ok(())
+    }
+
+    /// Renews the call's token before sending when the registry uses tokens and the cached one
+    /// has expired (or this scope has none yet), saving the round trip of a 401.
+    pub(crate) fn renew_token(&self, call: &Call<'_>) -> Result<(), RegistryError> {
+        let scope = call.access.scope(&call.r.repository);
+        if self.auth.renewal(&call.r.registry, &scope).is_none() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.auth_lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.auth.renewal(&call.r.registry, &scope) {
+            Some(challenge) => self.fetch_token(call, &challenge, &call.access.scopes(&call.r.repository)),
+            None => Ok(()),
+        }
     }
 
     fn unauthorized_without_credentials(&self, call: &Call<'_>, status: StatusCode, message: &str) -> RegistryError {
@@ -210,6 +265,7 @@ impl RegistryClient {
         let mut attempt = 1;
         let mut authenticated = false;
         loop {
+            self.renew_token(call)?;
             let mut req = self.http.request(call.method.clone(), call.url.clone());
             for (k, v) in &call.headers {
                 req = req.header(*k, v);
@@ -248,6 +304,7 @@ impl RegistryClient {
                 if current.is_none() || current == sent_auth {
                     self.authenticate(call, &challenges)?;
                 }
+                drop(_one_at_a_time);
                 continue;
             }
             return Ok(resp);
@@ -455,6 +512,7 @@ mod tests {
     fn scopes_and_backoff() {
         assert_eq!(Access::Pull.scope("a/b"), "repository:a/b:pull");
         assert_eq!(Access::Push.scope("a/b"), "repository:a/b:pull,push");
+        assert_eq!(Access::Mount { from: "c" }.scope("a/b"), "repository:a/b:pull,push repository:c:pull");
         assert_eq!(backoff(1), Duration::from_millis(200));
         assert_eq!(backoff(2), Duration::from_millis(400));
     }

@@ -27,15 +27,23 @@
 //!   header, are checked against the bytes; blobs are streamed into a blob-store ingest file
 //!   whose size and digest are verified before it is committed, so a lying or failing registry
 //!   can never leave a blob in the store. Docker schema 1 manifests are refused.
-//! - **Push** (`push.rs`): blobs the registry lacks are uploaded with POST + one monolithic PUT
-//!   (`?digest=`), several at a time; the manifest goes last, so a registry never holds a
-//!   manifest whose blobs are missing.
+//! - **Push** (`push.rs`): blobs the registry lacks are mounted from another repository of the
+//!   same registry when the store knows one that holds them ([`sources`]), else uploaded with
+//!   POST + one monolithic streaming PUT (`?digest=`), or PATCH chunks when the registry refuses
+//!   large requests, several blobs at a time; a broken upload is resumed where the registry says
+//!   it stopped. The manifest goes last, so a registry never holds a manifest whose blobs are
+//!   missing.
+//! - **Pull** (`pull.rs`): a broken download continues with a `Range` request.
+//! - **Login** (`login.rs`): credentials are checked against `/v2/` as `docker login` does;
+//!   [`credentials`] stores them in config.json or a credential helper.
 
 mod auth;
 mod client;
 pub mod credentials;
+mod login;
 mod pull;
 mod push;
+pub mod sources;
 
 use std::path::PathBuf;
 
@@ -46,7 +54,9 @@ use crate::oci::{Descriptor, Manifest};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use client::RegistryClient;
 pub use credentials::{Credential, CredentialError};
-pub use push::PUSH_CONCURRENCY;
+pub use login::LoginOutcome;
+pub use push::{PUSH_CONCURRENCY, UPLOAD_ATTEMPTS};
+pub use sources::BlobSources;
 
 /// How a [`RegistryClient`] is set up.
 #[derive(Debug, Clone)]
@@ -58,6 +68,13 @@ pub struct RegistryOptions {
     pub insecure_hosts: Vec<String>,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Where to remember which repositories hold which blobs (see [`sources`]); `None`: no
+    /// cross-repository mounts.
+    pub blob_sources: Option<PathBuf>,
+    /// Upload blobs larger than this in PATCH chunks of this size instead of one PUT (for
+    /// registries or proxies that limit request sizes); `None`: one PUT, falling back to chunks
+    /// only when the registry refuses it as too large.
+    pub chunk_size: Option<u64>,
 }
 
 impl Default for RegistryOptions {
@@ -66,6 +83,8 @@ impl Default for RegistryOptions {
             docker_config: None,
             insecure_hosts: Vec::new(),
             user_agent: format!("strata/{}", env!("CARGO_PKG_VERSION")),
+            blob_sources: None,
+            chunk_size: None,
         }
     }
 }
@@ -89,6 +108,8 @@ pub struct Resolved {
 pub enum PushOutcome {
     /// The registry already had the blob; nothing was sent.
     Existed,
+    /// The registry mounted the blob from another of its repositories; nothing was sent.
+    Mounted,
     /// The blob was uploaded.
     Uploaded,
 }

@@ -13,15 +13,17 @@
 //! must match the bytes; a manifest picked from an index must also have the entry's size.
 //! Manifests are capped at 4 MiB (containerd's limit). Blobs stream into a blob-store ingest
 //! file and are committed only when both size and digest match the descriptor; anything else —
-//! a short body, extra bytes, a dropped connection, wrong content — discards the ingest file.
-//! A transfer that breaks mid-body is retried from the start (3 attempts in all).
+//! a short body, extra bytes, wrong content — discards the ingest file. A transfer that breaks
+//! mid-body is resumed (3 attempts in all): the ingest file and its running hash are kept and
+//! the next request asks for the rest with `Range: bytes=N-`; a `206` whose `Content-Range`
+//! starts at N continues the file, a `200` (the registry ignores ranges) starts it over.
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::client::{ATTEMPTS, Access, BodyError, Call, RegistryClient, backoff, error_chain};
 use super::{RegistryError, Resolved};
-use crate::blobs::{BlobError, BlobStore};
+use crate::blobs::{BlobError, BlobStore, BlobWriter};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Index, Manifest, Platform, media};
 use crate::reference::Reference;
@@ -157,7 +159,7 @@ impl RegistryClient {
 
     /// Downloads a blob into the blob store, unless it is there already: streamed to an ingest
     /// file, committed only if size and digest match `desc`. `progress` gets the bytes of this
-    /// blob received so far (it restarts from 0 if a broken transfer is retried).
+    /// blob received so far (a resumed transfer continues from where it broke).
     pub fn fetch_blob(
         &self,
         r: &Reference,
@@ -168,20 +170,18 @@ impl RegistryClient {
         if blobs.contains(&desc.digest) {
             return Ok(());
         }
-        let call = Call {
-            r,
-            access: Access::Pull,
-            method: Method::GET,
-            url: self.url(r, &format!("blobs/{}", desc.digest))?,
-            headers: Vec::new(),
-            body: None,
-        };
+        let url = self.url(r, &format!("blobs/{}", desc.digest))?;
+        // Kept across attempts: what a broken transfer received is not fetched again.
+        let mut partial: Option<BlobWriter> = None;
         let mut attempt = 1;
         loop {
-            match self.fetch_blob_once(&call, desc, blobs, progress) {
-                Ok(()) => return Ok(()),
+            match self.fetch_blob_once(r, &url, desc, blobs, progress, &mut partial) {
+                Ok(()) => {
+                    self.record_source(r, &desc.digest);
+                    return Ok(());
+                }
                 Err(Failure::Retryable(e)) if attempt < ATTEMPTS => {
-                    tracing::debug!(blob = %desc.digest, error = %e, attempt, "retrying blob download");
+                    tracing::debug!(blob = %desc.digest, error = %e, attempt, "resuming blob download");
                     std::thread::sleep(backoff(attempt));
                     attempt += 1;
                 }
@@ -192,30 +192,66 @@ impl RegistryClient {
 
     fn fetch_blob_once(
         &self,
-        call: &Call<'_>,
+        r: &Reference,
+        url: &reqwest::Url,
         desc: &Descriptor,
         blobs: &BlobStore,
         progress: &(dyn Fn(u64) + Sync),
+        partial: &mut Option<BlobWriter>,
     ) -> Result<(), Failure> {
         use std::io::Write;
-        let r = call.r;
         let what = format!("blob {}", desc.digest);
-        let resp = self.send(call).map_err(Failure::fatal)?;
-        let mut resp = self.check(call, resp, &[StatusCode::OK]).map_err(Failure::fatal)?;
+        let have = partial.as_ref().map_or(0, BlobWriter::len);
+        let mut headers = Vec::new();
+        if have > 0 {
+            headers.push(("Range", format!("bytes={have}-")));
+        }
+        let call = Call { r, access: Access::Pull, method: Method::GET, url: url.clone(), headers, body: None };
+        let resp = self.send(&call).map_err(Failure::fatal)?;
+        let resumed = have > 0 && resp.status() == StatusCode::PARTIAL_CONTENT;
+        let mut resp =
+            self.check(&call, resp, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT]).map_err(Failure::fatal)?;
+        let blob_err = |source: BlobError| Failure::fatal(RegistryError::Blob { reference: r.to_string(), source });
+        let mut received = if resumed {
+            let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if content_range_start(range) != Some((have, desc.size)) {
+                // Not the rest we asked for: start over.
+                *partial = None;
+                return Err(Failure::retryable(RegistryError::Connection {
+                    reference: r.to_string(),
+                    method: call.method.to_string(),
+                    url: call.url.to_string(),
+                    detail: format!("asked for {what} from byte {have}, got Content-Range {range:?}"),
+                }));
+            }
+            have
+        } else {
+            if resp.status() == StatusCode::PARTIAL_CONTENT {
+                return Err(Failure::fatal(RegistryError::Connection {
+                    reference: r.to_string(),
+                    method: call.method.to_string(),
+                    url: call.url.to_string(),
+                    detail: format!("{what}: 206 Partial Content to a request for the whole blob"),
+                }));
+            }
+            // The whole blob is coming (again): a fresh ingest file.
+            *partial = Some(blobs.writer().map_err(blob_err)?);
+            0
+        };
         if let Some(len) = resp.content_length()
-            && len != desc.size
+            && received + len != desc.size
         {
+            *partial = None;
             return Err(Failure::fatal(RegistryError::SizeMismatch {
                 reference: r.to_string(),
                 what: format!("{what} (per Content-Length)"),
                 expected: desc.size,
-                actual: len,
+                actual: received + len,
             }));
         }
-        let blob_err = |source: BlobError| Failure::fatal(RegistryError::Blob { reference: r.to_string(), source });
-        // Dropping the writer on any early return removes its ingest file.
-        let mut writer = blobs.writer().map_err(blob_err)?;
-        let mut received: u64 = 0;
+        let Some(writer) = partial.as_mut() else {
+            return Err(Failure::fatal(RegistryError::Setup("blob download lost its ingest file".to_string())));
+        };
         loop {
             let chunk = match self.rt.block_on(async { resp.chunk().await }) {
                 Ok(Some(c)) => c,
@@ -234,6 +270,7 @@ impl RegistryClient {
                 }
             };
             if received + chunk.len() as u64 > desc.size {
+                *partial = None;
                 return Err(Failure::fatal(RegistryError::SizeMismatch {
                     reference: r.to_string(),
                     what: format!("{what} (the registry sent more)"),
@@ -255,6 +292,9 @@ impl RegistryClient {
                 actual: received,
             }));
         }
+        let Some(writer) = partial.take() else {
+            return Err(Failure::fatal(RegistryError::Setup("blob download lost its ingest file".to_string())));
+        };
         match writer.commit(Some(&desc.digest)) {
             Ok(_) => Ok(()),
             Err(BlobError::DigestMismatch { expected, actual, .. }) => {
@@ -263,6 +303,14 @@ impl RegistryClient {
             Err(e) => Err(blob_err(e)),
         }
     }
+}
+
+/// `(start, total)` of a `Content-Range: bytes START-END/TOTAL` header.
+fn content_range_start(v: &str) -> Option<(u64, u64)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (start, _) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()?))
 }
 
 /// A failed download attempt: worth retrying (the transfer broke) or not.
@@ -438,6 +486,15 @@ mod tests {
         assert_eq!(pick(plat("linux", "arm64", None)), Some(Digest::of(&[2])));
         assert_eq!(pick(plat("linux", "s390x", None)), None, "non-manifest entries are skipped");
         assert_eq!(pick(plat("windows", "amd64", None)), None);
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range_start("bytes 17-39/40"), Some((17, 40)));
+        assert_eq!(content_range_start("bytes 0-0/1"), Some((0, 1)));
+        assert_eq!(content_range_start("bytes */40"), None);
+        assert_eq!(content_range_start("17-39/40"), None);
+        assert_eq!(content_range_start(""), None);
     }
 
     #[test]
