@@ -15,9 +15,20 @@
 //! `ConvertToHostname` does; `docker.io`, `index.docker.io` and `registry-1.docker.io` are the
 //! same host. Helpers run through the `docker_credential` crate; a helper that reports
 //! "credentials not found" means anonymous access, any other helper failure is an error.
+//!
+//! Writing ([`store_credential`], [`erase_credential`], for `strata login`/`logout`) follows
+//! `docker login`/`logout` (`cli/config/credentials`): when `credHelpers[server]` or
+//! `credsStore` names a helper, the secret goes to `docker-credential-<helper> store` (JSON
+//! `{"ServerURL","Username","Secret"}` on stdin; an identity token is stored with the user name
+//! `<token>`) and `auths[server]` keeps an empty entry, as docker's native store leaves it;
+//! otherwise `auths[server]` gets `auth` = base64 of `user:password` (with an identity token:
+//! `user:` and `identitytoken`). Every other field of the file is kept as it was; the file is
+//! replaced atomically with mode 0600 (the directory is made 0700), as docker writes it.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
@@ -62,6 +73,10 @@ pub enum CredentialError {
     BadAuth { path: PathBuf, key: String },
     #[error("getting credentials for {server} from docker-credential-{helper} (configured in {path}): {message}")]
     Helper { path: PathBuf, helper: String, server: String, message: String },
+    #[error("{action} credentials for {server} with docker-credential-{helper} (configured in {path}): {message}")]
+    HelperWrite { path: PathBuf, helper: String, server: String, action: &'static str, message: String },
+    #[error("writing {path}: {message}")]
+    Write { path: PathBuf, message: String },
 }
 
 /// One `auths` entry.
@@ -172,7 +187,14 @@ impl DockerConfig {
             return Ok(CredentialSource::None);
         };
         if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
-            let username = entry.username.clone().filter(|u| !u.is_empty());
+            // docker writes the user name only inside `auth` (as `user:`) next to the token.
+            let from_auth = entry
+                .auth
+                .as_deref()
+                .and_then(|a| base64_decode(a.trim()))
+                .and_then(|d| String::from_utf8(d).ok())
+                .and_then(|t| t.split_once(':').map(|(u, _)| u.to_string()));
+            let username = entry.username.clone().or(from_auth).filter(|u| !u.is_empty());
             return Ok(CredentialSource::Stored(Credential::IdentityToken { username, token: token.clone() }));
         }
         if let Some(auth) = entry.auth.as_ref().filter(|a| !a.is_empty()) {
@@ -231,6 +253,176 @@ fn run_helper(path: &Path, helper: &str, server: &str) -> Result<Option<Credenti
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// What to store for a registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub username: String,
+    /// The password, or the identity (refresh) token when `identity_token` is set.
+    pub secret: String,
+    /// The secret is an identity token from the registry's token service.
+    pub identity_token: bool,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("identity_token", &self.identity_token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a login was saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredIn {
+    /// In `docker-credential-<helper>`.
+    Helper(String),
+    /// In the config file itself (base64, not encrypted: docker warns about it too).
+    File,
+}
+
+/// The config file as JSON, every field kept; an empty object if the file does not exist.
+fn read_raw(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, CredentialError> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Map::new()),
+        Err(source) => return Err(CredentialError::Read { path: path.to_path_buf(), source }),
+    };
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    serde_json::from_slice(&data).map_err(|e| CredentialError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+fn write_raw(path: &Path, raw: &serde_json::Map<String, serde_json::Value>) -> Result<(), CredentialError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let werr = |message: String| CredentialError::Write { path: path.to_path_buf(), message };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| werr(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(raw).map_err(|e| werr(e.to_string()))?;
+    text.push('\n');
+    let mut tmp = tempfile::Builder::new().prefix(".config.json-").tempfile_in(dir).map_err(|e| werr(e.to_string()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| werr(e.to_string()))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| werr(e.to_string()))?;
+    tmp.as_file().sync_all().map_err(|e| werr(e.to_string()))?;
+    tmp.persist(path).map_err(|e| werr(e.error.to_string()))?;
+    Ok(())
+}
+
+/// The helper the config names for `server`, if any (`credHelpers` before `credsStore`).
+fn helper_for(raw: &serde_json::Map<String, serde_json::Value>, server: &str) -> Option<String> {
+    let helpers: BTreeMap<String, String> =
+        raw.get("credHelpers").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    if let Some((_, h)) = lookup(&helpers, server).filter(|(_, h)| !h.is_empty()) {
+        return Some(h.clone());
+    }
+    raw.get("credsStore").and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; returns its stdout.
+fn run_helper_action(helper: &str, action: &str, input: &[u8]) -> Result<String, String> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run {program} (is it installed and on PATH?): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).map_err(|e| format!("writing to {program}: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("waiting for {program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(format!("{program} {action} failed ({}): {}", out.status, format!("{stdout} {stderr}").trim()))
+}
+
+/// Saves `login` for `registry` in the config at `path` (or its credential helper), as
+/// `docker login` does; see the module docs.
+pub fn store_credential(path: &Path, registry: &str, login: &Login) -> Result<StoredIn, CredentialError> {
+    let server = server_key(registry);
+    let mut raw = read_raw(path)?;
+    let helper = helper_for(&raw, &server);
+    let entry = match &helper {
+        Some(helper) => {
+            let (username, secret) = if login.identity_token {
+                ("<token>", login.secret.as_str())
+            } else {
+                (login.username.as_str(), login.secret.as_str())
+            };
+            let input = serde_json::json!({ "ServerURL": server, "Username": username, "Secret": secret }).to_string();
+            run_helper_action(helper, "store", input.as_bytes()).map_err(|message| CredentialError::HelperWrite {
+                path: path.to_path_buf(),
+                helper: helper.clone(),
+                server: server.clone(),
+                action: "storing",
+                message,
+            })?;
+            serde_json::json!({})
+        }
+        None if login.identity_token => serde_json::json!({
+            "auth": base64_encode(format!("{}:", login.username).as_bytes()),
+            "identitytoken": login.secret,
+        }),
+        None => serde_json::json!({ "auth": base64_encode(format!("{}:{}", login.username, login.secret).as_bytes()) }),
+    };
+    let auths = raw.entry("auths").or_insert_with(|| serde_json::json!({}));
+    if !auths.is_object() {
+        *auths = serde_json::json!({});
+    }
+    if let Some(map) = auths.as_object_mut() {
+        map.insert(server, entry);
+    }
+    write_raw(path, &raw)?;
+    Ok(match helper {
+        Some(h) => StoredIn::Helper(h),
+        None => StoredIn::File,
+    })
+}
+
+/// Removes the credentials for `registry` from the config at `path` and from its credential
+/// helper, as `docker logout` does (every `auths` key for the same host goes). Returns false if
+/// there were none.
+pub fn erase_credential(path: &Path, registry: &str) -> Result<bool, CredentialError> {
+    let server = server_key(registry);
+    let mut raw = read_raw(path)?;
+    let mut removed = false;
+    if let Some(helper) = helper_for(&raw, &server) {
+        match run_helper_action(&helper, "erase", server.as_bytes()) {
+            Ok(_) => removed = true,
+            Err(m) if m.to_ascii_lowercase().contains("credentials not found") => {}
+            Err(message) => {
+                return Err(CredentialError::HelperWrite {
+                    path: path.to_path_buf(),
+                    helper,
+                    server,
+                    action: "erasing",
+                    message,
+                });
+            }
+        }
+    }
+    let host = hostname(&server).to_string();
+    if let Some(auths) = raw.get_mut("auths").and_then(|a| a.as_object_mut()) {
+        let before = auths.len();
+        auths.retain(|k, _| k != &server && hostname(k) != host);
+        if auths.len() != before {
+            removed = true;
+            write_raw(path, &raw)?;
+        }
+    }
+    Ok(removed)
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -372,8 +564,64 @@ mod tests {
     }
 
     #[test]
+    fn logins_are_written_as_docker_writes_them_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.json");
+        let login = Login { username: "tester".into(), secret: "secret".into(), identity_token: false };
+        assert_eq!(store_credential(&path, "127.0.0.1:5001", &login).unwrap(), StoredIn::File);
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(raw, serde_json::json!({"auths": {"127.0.0.1:5001": {"auth": "dGVzdGVyOnNlY3JldA=="}}}));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+
+        // Other fields and entries survive; Docker Hub goes under its v1 key; tokens as docker.
+        let mut other: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        other["psFormat"] = "table {{.ID}}".into();
+        std::fs::write(&path, serde_json::to_vec(&other).unwrap()).unwrap();
+        let token = Login { username: "bob".into(), secret: "refresh-1".into(), identity_token: true };
+        store_credential(&path, "docker.io", &token).unwrap();
+        let cfg = DockerConfig::load(&path).unwrap().unwrap();
+        assert_eq!(cfg.source_for("127.0.0.1:5001").unwrap(), up("tester", "secret"));
+        assert_eq!(
+            cfg.source_for("docker.io").unwrap(),
+            CredentialSource::Stored(Credential::IdentityToken {
+                username: Some("bob".into()),
+                token: "refresh-1".into()
+            })
+        );
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(raw["psFormat"], "table {{.ID}}");
+        assert_eq!(raw["auths"]["https://index.docker.io/v1/"]["auth"], "Ym9iOg==");
+
+        // Logout removes every key of the host, and says when there was nothing.
+        let mut raw2 = raw.clone();
+        raw2["auths"]["http://127.0.0.1:5001/v2/"] = serde_json::json!({"auth": "eDp5"});
+        std::fs::write(&path, serde_json::to_vec(&raw2).unwrap()).unwrap();
+        assert!(erase_credential(&path, "127.0.0.1:5001").unwrap());
+        assert!(!erase_credential(&path, "127.0.0.1:5001").unwrap());
+        let cfg = DockerConfig::load(&path).unwrap().unwrap();
+        assert_eq!(cfg.source_for("127.0.0.1:5001").unwrap(), CredentialSource::None);
+        assert!(cfg.auths.contains_key("https://index.docker.io/v1/"));
+        assert!(!erase_credential(&dir.path().join("absent/config.json"), "x.example").unwrap());
+    }
+
+    #[test]
+    fn a_config_that_is_not_json_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, b"{oops").unwrap();
+        let login = Login { username: "u".into(), secret: "p".into(), identity_token: false };
+        let e = store_credential(&path, "r.example", &login).unwrap_err();
+        assert!(e.to_string().contains("config.json:1:"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{oops");
+    }
+
+    #[test]
     fn credentials_are_redacted_in_debug_output() {
         let c = Credential::UsernamePassword { username: "u".into(), password: "hunter2".into() };
         assert!(!format!("{c:?}").contains("hunter2"));
+        let l = Login { username: "u".into(), secret: "hunter2".into(), identity_token: false };
+        assert!(!format!("{l:?}").contains("hunter2"));
     }
 }

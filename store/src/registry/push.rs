@@ -191,8 +191,9 @@ impl RegistryClient {
                     Err(e) => return Err(e),
                 },
             };
+            let whole = chunk.is_none() && s.offset == 0;
             let sent = match chunk {
-                None if s.offset == 0 => self.upload_whole(r, desc, &mut file, &s, progress),
+                None if whole => self.upload_whole(r, desc, &mut file, &s, progress),
                 _ => self.upload_chunks(r, desc, &mut file, &mut s, chunk.unwrap_or(DEFAULT_CHUNK), progress),
             };
             let e = match sent {
@@ -207,18 +208,36 @@ impl RegistryClient {
             if let RegistryError::Unauthorized { .. } = &e {
                 self.auth.forget(&r.registry, &Access::Push.scope(&r.repository));
             }
+            // A monolithic PUT that failed is not tried again: the rest goes in chunks, which a
+            // later failure does not send again (proxies that cut long requests short, or
+            // refuse them without saying 413, are common).
+            let first_chunk = DEFAULT_CHUNK.min(desc.size.div_ceil(2)).max(MIN_CHUNK);
             match next {
                 Next::Fatal => return Err(e),
-                Next::Restart => session = None,
-                Next::Resume => session = self.upload_status(r, &s),
-                Next::Smaller => {
-                    chunk = Some(chunk.map_or(DEFAULT_CHUNK.min(desc.size.div_ceil(2)), |c| c / 2).max(MIN_CHUNK));
-                    session = self.upload_status(r, &s);
-                }
+                Next::Smaller => chunk = Some(chunk.map_or(first_chunk, |c| c / 2).max(MIN_CHUNK)),
+                _ if whole => chunk = Some(first_chunk),
+                _ => {}
+            }
+            session = match next {
+                Next::Resume | Next::Smaller => self.upload_status(r, &s),
+                _ => None,
+            };
+            // Without a session the upload starts over, unless the registry finished it (the
+            // answer to the last request was lost on the way back).
+            if session.is_none() && self.blob_exists(r, desc) {
+                self.record_source(r, &desc.digest);
+                return Ok(PushOutcome::Uploaded);
             }
             last_error = Some(e);
         }
         Err(last_error.unwrap_or_else(|| RegistryError::Setup("upload attempts exhausted".to_string())))
+    }
+
+    /// True if a HEAD says the registry has the blob (false on any failure).
+    fn blob_exists(&self, r: &Reference, desc: &Descriptor) -> bool {
+        let Ok(url) = self.url(r, &format!("blobs/{}", desc.digest)) else { return false };
+        let head = Call { r, access: Access::Push, method: Method::HEAD, url, headers: Vec::new(), body: None };
+        self.send(&head).is_ok_and(|resp| resp.status() == StatusCode::OK)
     }
 
     /// Remembers that `r`'s repository holds `digest` (for later cross-repository mounts).
