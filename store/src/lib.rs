@@ -17,6 +17,7 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod export;
 pub mod image;
 pub mod layer;
 pub mod layout;
