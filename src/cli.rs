@@ -40,6 +40,10 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove names from the store (the content stays until garbage collection).
     Rmi(RmiArgs),
+    /// Log in to a registry (saved in Docker's config.json, as `docker login` does).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
     /// Tools for looking inside strata.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -139,6 +143,12 @@ pub struct BuildArgs {
     /// Layer compression: gzip, zstd, uncompressed.
     #[arg(long, value_name = "ALGORITHM")]
     pub compression: Option<String>,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long = "compression-level", value_name = "N")]
+    pub compression_level: Option<i32>,
+    /// Recompress the base image's layers too (they keep their compression otherwise).
+    #[arg(long = "force-compression")]
+    pub force_compression: bool,
     /// Load the image into Docker.
     #[arg(long)]
     pub load: bool,
@@ -222,6 +232,29 @@ pub struct TagArgs {
 pub struct RmiArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// The password (insecure: prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The registry (default: Docker Hub).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (default: Docker Hub).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod outputs;
 mod resolver;
 mod signals;
 
@@ -51,6 +52,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Import(a) => done(commands::import::import(&open()?, &a)),
         Command::Tag(a) => done(commands::images::tag(&open()?, &a)),
         Command::Rmi(a) => done(commands::images::rmi(&open()?, &a)),
+        Command::Login(a) => done(commands::login::login(&a)),
+        Command::Logout(a) => done(commands::login::logout(&a)),
         Command::Debug(cli::DebugCommand::Parse { file }) => done(commands::debug::parse(&file)),
     }
 }
@@ -63,8 +66,18 @@ fn enter_private_mount_namespace() -> Result<()> {
     strata_runner::enter_private_mount_namespace().context("entering a private mount namespace")
 }
 
-/// The registry client, reading docker's config.json for credentials.
-pub fn registry_client() -> Result<strata_store::registry::RegistryClient> {
+/// The registry client, reading docker's config.json for credentials and remembering in the
+/// store which repositories hold which blobs (for cross-repository mounts).
+pub fn registry_client(store: &Store) -> Result<strata_store::registry::RegistryClient> {
+    strata_store::registry::RegistryClient::new(strata_store::registry::RegistryOptions {
+        blob_sources: Some(store.root().join("blob-sources")),
+        ..strata_store::registry::RegistryOptions::default()
+    })
+    .context("starting the registry client")
+}
+
+/// The registry client for commands without a store (`login`).
+pub fn registry_client_without_store() -> Result<strata_store::registry::RegistryClient> {
     strata_store::registry::RegistryClient::new(strata_store::registry::RegistryOptions::default())
         .context("starting the registry client")
 }

@@ -7,6 +7,9 @@
 //! config's `created` is the last of these. Layer times come from the cache records, so a
 //! rebuild served from cache writes byte-identical config and manifest, hence the same digest.
 //! History entries inherited from the base image keep their own times.
+//!
+//! With SOURCE_DATE_EPOCH every time this build writes (new history entries, `created`) is the
+//! epoch, as BuildKit writes them when it is set.
 
 use strata_store::Store;
 use strata_store::image::{Image, ImageError, write_image};
@@ -15,8 +18,23 @@ use strata_store::oci::{self, ImageConfig};
 use crate::cache::Layer;
 
 /// Fills in `config` for the layer `chain` (bottom first) and stores the image.
-pub fn export_image(store: &Store, config: &ImageConfig, chain: &[Layer]) -> Result<Image, ImageError> {
-    let config = complete_config(config, chain, &oci::now_rfc3339());
+pub fn export_image(
+    store: &Store,
+    config: &ImageConfig,
+    chain: &[Layer],
+    source_date_epoch: Option<i64>,
+) -> Result<Image, ImageError> {
+    let config = match source_date_epoch {
+        Some(e) => {
+            let epoch = oci::rfc3339(e, 0);
+            let chain: Vec<Layer> = chain
+                .iter()
+                .map(|l| Layer { created: l.created.as_ref().map(|_| epoch.clone()), ..l.clone() })
+                .collect();
+            complete_config(config, &chain, &epoch)
+        }
+        None => complete_config(config, chain, &oci::now_rfc3339()),
+    };
     let layers: Vec<_> = chain.iter().map(|l| l.blob.clone()).collect();
     write_image(&store.blobs, &config, &layers, None)
 }
@@ -109,9 +127,16 @@ mod tests {
         let mut cfg = ImageConfig::scratch(&Platform::host());
         cfg.history = Some(vec![entry("RUN", None, false)]);
         let chain = [layer("run", Some("2026-11-23T00:00:00Z"))];
-        let a = export_image(&store, &cfg, &chain).unwrap();
-        let b = export_image(&store, &cfg, &chain).unwrap();
+        let a = export_image(&store, &cfg, &chain, None).unwrap();
+        let b = export_image(&store, &cfg, &chain, None).unwrap();
         assert_eq!(a.descriptor.digest, b.descriptor.digest);
         assert_eq!(a.config.created.as_deref(), Some("2026-11-23T00:00:00Z"));
+        // SOURCE_DATE_EPOCH: this build's times are the epoch, the base's history keeps its own.
+        cfg.history = Some(vec![entry("base", Some("2020-01-01T00:00:00Z"), false), entry("RUN", None, false)]);
+        let chain = [layer("base", None), layer("run", Some("2026-11-23T00:00:00Z"))];
+        let c = export_image(&store, &cfg, &chain, Some(1_700_000_000)).unwrap();
+        let times: Vec<_> = c.config.history.unwrap().into_iter().map(|h| h.created.unwrap()).collect();
+        assert_eq!(times, ["2020-01-01T00:00:00Z", "2023-11-14T22:13:20Z"]);
+        assert_eq!(c.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
     }
 }

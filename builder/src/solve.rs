@@ -130,6 +130,10 @@ pub struct BuildConfig {
     /// What makes this build's steps distinct from other projects' in the same store (the
     /// Dockerfile's path), for `--explain` to find the same step's earlier build.
     pub scope: String,
+    /// SOURCE_DATE_EPOCH: new layers' file times are clamped to it, and the image's history and
+    /// creation times are it (BuildKit's `source-date-epoch` with `rewrite-timestamp`), so
+    /// that two builds of the same inputs give the same image digest.
+    pub source_date_epoch: Option<i64>,
 }
 
 impl Default for BuildConfig {
@@ -141,6 +145,7 @@ impl Default for BuildConfig {
             runner: RunnerConfig::default(),
             explain: false,
             scope: String::new(),
+            source_date_epoch: None,
         }
     }
 }
@@ -224,7 +229,7 @@ impl<'a> Builder<'a> {
         let Value::Rootfs(chain) = outcome.value.as_ref() else {
             return Err(fail("the target is not a root filesystem".into()));
         };
-        export_image(self.store, &target.config, chain).map_err(|e| fail(e.to_string()))
+        export_image(self.store, &target.config, chain, self.config.source_date_epoch).map_err(|e| fail(e.to_string()))
     }
 
     fn run_node(&self, graph: &Graph, id: NodeId, inputs: &[Arc<Outcome>]) -> Result<Outcome, StepError> {
@@ -365,11 +370,15 @@ impl<'a> Builder<'a> {
             &scratch.upper(),
             &top_first,
             self.config.compression,
-            &PackOptions::default(),
+            &PackOptions { source_date_epoch: self.config.source_date_epoch },
         )
         .map_err(StepError::other)?;
         self.store.snapshots.install(&scratch.upper(), &blob.diff_id).map_err(StepError::other)?;
-        Ok(Layer { diff_id: blob.diff_id, blob: blob.descriptor, created: Some(oci::now_rfc3339()) })
+        let created = match self.config.source_date_epoch {
+            Some(e) => oci::rfc3339(e, 0),
+            None => oci::now_rfc3339(),
+        };
+        Ok(Layer { diff_id: blob.diff_id, blob: blob.descriptor, created: Some(created) })
     }
 
     /// The cache key of a RUN or file step and the document it hashes.
@@ -395,7 +404,8 @@ impl<'a> Builder<'a> {
                     // Cache mounts are keyed by definition only: their content is not an input.
                     mounts.push(serde_json::json!({ "mount": m, "source": source }));
                 }
-                Ok(KeyBuilder::new("exec")
+                Ok(self
+                    .with_epoch(KeyBuilder::new("exec"))
                     .add("root", root_key)
                     .add("args", &e.args)
                     .add("env", &e.env)
@@ -427,9 +437,18 @@ impl<'a> Builder<'a> {
                     };
                     actions.push(v);
                 }
-                Ok(KeyBuilder::new("file").add("root", root_key).add("actions", actions).finish())
+                Ok(self.with_epoch(KeyBuilder::new("file")).add("root", root_key).add("actions", actions).finish())
             }
             _ => Err(StepError::msg("not a step")),
+        }
+    }
+
+    /// Adds SOURCE_DATE_EPOCH to a step's key when it is set: it changes the layer's file
+    /// times (keys of builds without it are unchanged).
+    fn with_epoch(&self, k: KeyBuilder) -> KeyBuilder {
+        match self.config.source_date_epoch {
+            Some(e) => k.add("source_date_epoch", e),
+            None => k,
         }
     }
 

@@ -1,21 +1,36 @@
-//! `strata build`: read the Dockerfile and context, translate, build, name, optionally push.
+//! `strata build`: read the Dockerfile and context, translate, build, then deliver the image
+//! to every output (`-o`, see `outputs.rs`; the local store by default): named in the store,
+//! pushed, written as an OCI/docker archive, or its root filesystem written out. `--squash`
+//! merges the new layers first; each image output gets its layers in its compression (made
+//! once, see strata_store::export::variants); `--metadata-file` records the result as buildx
+//! does.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::io::Write;
+
 use anyhow::{Context, Result, bail};
+use strata_builder::cache::Layer;
+use strata_builder::layers;
 use strata_builder::progress::{JsonProgress, NoProgress, PlainProgress, Progress, TtyProgress};
 use strata_builder::{BuildConfig, Builder};
 use strata_frontend::convert::{ContextDir, ConvertOptions, convert};
 use strata_frontend::dockerignore::{IgnoreMatcher, ignore_file_for};
 use strata_store::Store;
-use strata_store::oci::Platform;
+use strata_store::export::layout::{self, Format, LayoutOptions};
+use strata_store::export::rootfs::{self, Deletions, Placement};
+use strata_store::export::variants::{Target, convert_image};
+use strata_store::image::{Image, write_image};
+use strata_store::layer::PackOptions;
+use strata_store::oci::{Compression, History, Platform};
 use strata_store::reference::Reference;
 
 use crate::cli::{BuildArgs, ProgressMode};
-use crate::commands::push::push_named;
+use crate::commands::push::push_descriptor;
+use crate::outputs::{self, Dest, Kind, Output};
 use crate::registry_client;
 use crate::resolver::StoreResolver;
 
@@ -30,16 +45,12 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 11] = [
+    let flags: [(&str, bool); 7] = [
         ("--check", a.check),
         ("--secret", !a.secret.is_empty()),
         ("--ssh", !a.ssh.is_empty()),
-        ("--output/-o", !a.output.is_empty()),
         ("--cache-to", !a.cache_to.is_empty()),
         ("--cache-from", !a.cache_from.is_empty()),
-        ("--metadata-file", a.metadata_file.is_some()),
-        ("--squash", a.squash),
-        ("--compression", a.compression.as_deref().is_some_and(|c| c != "gzip")),
         ("--load", a.load),
         ("--platform with several platforms", a.platform.as_deref().is_some_and(|p| p.contains(','))),
     ];
@@ -78,8 +89,151 @@ fn progress_sink(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
     }
 }
 
+/// SOURCE_DATE_EPOCH from `--build-arg`, else the environment (added to the build args then, as
+/// buildx passes it); empty means unset.
+fn source_date_epoch(args: &mut BTreeMap<String, String>) -> Result<Option<i64>> {
+    const KEY: &str = "SOURCE_DATE_EPOCH";
+    if !args.contains_key(KEY)
+        && let Ok(v) = std::env::var(KEY)
+        && !v.is_empty()
+    {
+        args.insert(KEY.to_string(), v);
+    }
+    match args.get(KEY).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+            anyhow::anyhow!("invalid SOURCE_DATE_EPOCH {v:?}: expected seconds since 1970-01-01 (an integer)")
+        }),
+    }
+}
+
+/// The outputs to deliver to: `-o` values, `--push` as `type=registry`; the store by default.
+fn parse_outputs(a: &BuildArgs) -> Result<Vec<Output>> {
+    let mut outs = Vec::new();
+    for spec in &a.output {
+        outs.push(outputs::parse_output(spec).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    if outs.is_empty() {
+        let mut image = Output::image();
+        image.push = a.push;
+        outs.push(image);
+    } else if a.push && !outs.iter().any(|o| o.push) {
+        outs.push(Output { kind: Kind::Registry, push: true, ..Output::image() });
+    }
+    let file_outputs: Vec<&Dest> = outs.iter().filter_map(|o| o.dest.as_ref()).collect();
+    if file_outputs.iter().filter(|d| **d == &Dest::Stdout).count() > 1 {
+        bail!("only one output can go to stdout (dest=-)");
+    }
+    Ok(outs)
+}
+
+/// How many leading layers of `image` are the base image's (its config, as the frontend took
+/// it from FROM, lists them); 0 when they do not line up.
+fn base_layer_count(base: &strata_store::oci::ImageConfig, image: &Image) -> usize {
+    let ids = &base.rootfs.diff_ids;
+    if image.config.rootfs.diff_ids.starts_with(ids) { ids.len() } else { 0 }
+}
+
+/// The layers of a stored image as the builder's chain (for snapshots).
+fn chain_of(image: &Image) -> Vec<Layer> {
+    image
+        .layers()
+        .map(|(blob, diff_id)| Layer { diff_id: diff_id.clone(), blob: blob.clone(), created: None })
+        .collect()
+}
+
+/// `--squash`: the layers above the first `base` merged into one. The history keeps every
+/// entry (those of the merged layers become empty ones) and gains one for the merged layer,
+/// as Docker's squash records it.
+fn squash_image(
+    store: &Store,
+    image: &Image,
+    base: usize,
+    compression: Compression,
+    epoch: Option<i64>,
+) -> Result<Image> {
+    let chain = chain_of(image);
+    let merged = chain.len().saturating_sub(base);
+    if merged < 2 {
+        return Ok(image.clone());
+    }
+    let snaps = layers::snapshots(store, &chain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let blob =
+        rootfs::squash(store, &snaps[..base], &snaps[base..], compression, &PackOptions { source_date_epoch: epoch })
+            .context("squashing the new layers")?;
+    let mut config = image.config.clone();
+    config.rootfs.diff_ids.truncate(base);
+    config.rootfs.diff_ids.push(blob.diff_id.clone());
+    let history = config.history.get_or_insert_with(Vec::new);
+    let mut layer_index = 0;
+    for h in history.iter_mut() {
+        if !h.empty_layer {
+            if layer_index >= base {
+                h.empty_layer = true;
+            }
+            layer_index += 1;
+        }
+    }
+    history.push(History {
+        created: config.created.clone(),
+        created_by: None,
+        author: None,
+        comment: Some(format!("merge of {merged} layers (strata build --squash)")),
+        empty_layer: false,
+    });
+    let mut layers: Vec<_> = image.manifest.layers[..base].to_vec();
+    layers.push(blob.descriptor);
+    Ok(write_image(&store.blobs, &config, &layers, None)?)
+}
+
+/// Writes a stream to a file (replaced when complete) or to stdout.
+fn write_stream(dest: &Dest, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    match dest {
+        Dest::Stdout => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            write(&mut out)?;
+            out.flush().context("writing to stdout")
+        }
+        Dest::Path(path) => {
+            // Written next to the destination and renamed over it when complete, so a failed
+            // export never leaves a truncated archive under the requested name.
+            let file_name = path.file_name().with_context(|| format!("{} is not a file name", path.display()))?;
+            let tmp = path.with_file_name(format!(".{}.strata-{}", file_name.to_string_lossy(), std::process::id()));
+            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let written =
+                write(&mut out).and_then(|()| out.flush().with_context(|| format!("writing {}", path.display())));
+            drop(out);
+            if let Err(e) = written
+                .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display())))
+            {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            Ok(())
+        }
+    }
+}
+
 pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     refuse_unsupported(a)?;
+    let outs = parse_outputs(a)?;
+    let flag_compression =
+        a.compression.as_deref().map(outputs::parse_compression).transpose().map_err(|e| anyhow::anyhow!(e))?;
+    // Every image output's compression, checked before anything is built.
+    let mut targets = Vec::new();
+    for o in &outs {
+        let c = o.compression.or(flag_compression).unwrap_or(Compression::Gzip);
+        let t = Target::new(c, o.compression_level.or(a.compression_level)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        targets.push(t);
+    }
+    // New layers are committed once, in the first image output's compression; with a level,
+    // uncompressed, so that the one conversion to that level is the only compression.
+    let commit_compression = match outs.iter().zip(&targets).find(|(o, _)| o.kind.is_image()) {
+        Some((_, t)) if t.level.is_some() => Compression::None,
+        Some((_, t)) => t.compression,
+        None => Compression::Gzip,
+    };
     let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
     if !context.is_dir() {
         bail!("build context {} is not a directory", a.context.display());
@@ -103,17 +257,36 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     for t in &a.tags {
         tags.push(Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?);
     }
-    if a.push && tags.is_empty() {
-        bail!("--push needs at least one -t NAME to push to");
+    // Each image output's names: its own name=, else the -t tags.
+    let mut names_of = Vec::new();
+    for o in &outs {
+        let mut names = Vec::new();
+        for n in &o.names {
+            names.push(Reference::parse(n).with_context(|| format!("invalid name {n:?} in --output"))?);
+        }
+        if names.is_empty() {
+            names = tags.clone();
+        }
+        if o.push && names.is_empty() {
+            bail!("pushing needs at least one -t NAME (or name= in --output) to push to");
+        }
+        names_of.push(names);
+    }
+    let mut args = build_args(&a.build_args);
+    let epoch = source_date_epoch(&mut args)?;
+    // The frontend sees SOURCE_DATE_EPOCH only if the Dockerfile asks for it (ARG), so that it
+    // is not reported as an unused build argument.
+    if !String::from_utf8_lossy(&source).contains("SOURCE_DATE_EPOCH") {
+        args.remove("SOURCE_DATE_EPOCH");
     }
 
-    let registry = registry_client()?;
+    let registry = registry_client(store)?;
     let resolver = StoreResolver::new(store, &registry, a.pull);
     let host = Platform::host();
     let opts = ConvertOptions {
         file_name: file_name.clone(),
         source: String::from_utf8_lossy(&source).into_owned(),
-        build_args: build_args(&a.build_args),
+        build_args: args,
         target: a.target.clone(),
         target_platform: host.clone(),
         build_platform: host,
@@ -138,6 +311,8 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     }
     config.explain = a.explain;
     config.scope = dockerfile.canonicalize().unwrap_or(dockerfile.clone()).display().to_string();
+    config.compression = commit_compression;
+    config.source_date_epoch = epoch;
     let builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
     install_interrupt_handler(&builder.cancel);
@@ -145,25 +320,114 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     if a.explain {
         print_explanations(&builder.explanations());
     }
-    let image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = image.manifest.config.digest.clone();
-    for t in &tags {
-        store.layout.set(&t.to_string(), &image.descriptor)?;
-        progress.message(&format!("naming to {t} done"));
+    let mut image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base = base_layer_count(&plan.target.config, &image);
+    if a.squash {
+        image = squash_image(store, &image, base, commit_compression, epoch)?;
+        progress.message(&format!("squashed the new layers into one: {}", image.manifest.layers.len()));
     }
-    progress.message(&format!("writing image {id} (manifest {})", image.descriptor.digest));
+    let id = image.manifest.config.digest.clone();
     if let Some(path) = &a.iidfile {
         std::fs::write(path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
     }
-    if a.push {
-        for t in &tags {
-            push_named(store, &registry, &t.to_string(), t, progress.as_ref())?;
+
+    let created = match epoch {
+        Some(e) => strata_store::oci::rfc3339(e, 0),
+        None => strata_store::oci::now_rfc3339(),
+    };
+    let mut exported: Option<(Image, Vec<Reference>)> = None;
+    for ((o, target), names) in outs.iter().zip(&targets).zip(&names_of) {
+        if o.kind.is_image() {
+            let from = if o.force_compression || a.force_compression { 0 } else { base };
+            let img = convert_image(store, &image, *target, from).context("converting the layers' compression")?;
+            match o.kind {
+                Kind::Image | Kind::Registry => {
+                    for t in names {
+                        store.layout.set(&t.to_string(), &img.descriptor)?;
+                        progress.message(&format!("naming to {t} done"));
+                    }
+                    progress.message(&format!("writing image {id} (manifest {})", img.descriptor.digest));
+                    if o.push {
+                        for t in names {
+                            push_descriptor(store, &registry, &img.descriptor, t, progress.as_ref())?;
+                        }
+                    }
+                }
+                _ => {
+                    let opts = LayoutOptions {
+                        format: if o.kind == Kind::Oci { Format::Oci } else { Format::Docker },
+                        names: names.clone(),
+                        created: Some(created.clone()),
+                        oci_media_types: o.oci_media_types.unwrap_or(o.kind == Kind::Oci),
+                    };
+                    let dest = o.dest.as_ref().context("an archive output without dest")?;
+                    match dest {
+                        Dest::Path(p) if !o.tar => {
+                            layout::write_dir(&store.blobs, &img.descriptor, &opts, p)
+                                .with_context(|| format!("writing {}", p.display()))?;
+                        }
+                        _ => write_stream(dest, |w| {
+                            layout::write_tar(&store.blobs, &img.descriptor, &opts, w)?;
+                            Ok(())
+                        })?,
+                    }
+                    progress.message(&format!("exported image {} to {}", img.descriptor.digest, dest_name(dest)));
+                }
+            }
+            if exported.is_none() {
+                exported = Some((img, names.clone()));
+            }
+        } else {
+            let snaps = layers::snapshots(store, &chain_of(&image)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let dest = o.dest.as_ref().context("a file output without dest")?;
+            match (o.kind, dest) {
+                (Kind::Local, Dest::Path(p)) => {
+                    rootfs::apply_layers(&snaps, p, Placement::Copy, Deletions::Apply)
+                        .with_context(|| format!("writing the root filesystem to {}", p.display()))?;
+                }
+                _ => write_stream(dest, |w| {
+                    rootfs::write_rootfs_tar(store, &snaps, w)?;
+                    Ok(())
+                })?,
+            }
+            progress.message(&format!("exported the root filesystem to {}", dest_name(dest)));
         }
+    }
+    if let Some(path) = &a.metadata_file {
+        write_metadata(path, exported.as_ref())?;
     }
     if a.quiet {
         println!("{id}");
     }
     Ok(())
+}
+
+fn dest_name(d: &Dest) -> String {
+    match d {
+        Dest::Stdout => "stdout".to_string(),
+        Dest::Path(p) => p.display().to_string(),
+    }
+}
+
+/// `--metadata-file`: the keys buildx writes for an image result (sorted, two-space indent).
+fn write_metadata(path: &Path, exported: Option<&(Image, Vec<Reference>)>) -> Result<()> {
+    let mut m = serde_json::Map::new();
+    if let Some((img, names)) = exported {
+        let d = &img.descriptor;
+        m.insert("containerimage.config.digest".into(), img.manifest.config.digest.to_string().into());
+        m.insert(
+            "containerimage.descriptor".into(),
+            serde_json::json!({ "mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size }),
+        );
+        m.insert("containerimage.digest".into(), d.digest.to_string().into());
+        if !names.is_empty() {
+            let joined: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            m.insert("image.name".into(), joined.join(",").into());
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(m))?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The `--explain` summary: one line per step, and for a miss the reasons.

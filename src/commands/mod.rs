@@ -4,6 +4,7 @@ pub mod build;
 pub mod debug;
 pub mod images;
 pub mod import;
+pub mod login;
 pub mod pull;
 pub mod push;
 pub mod run;

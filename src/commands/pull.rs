@@ -12,7 +12,7 @@ use crate::registry_client;
 use crate::resolver::StoreResolver;
 
 pub fn pull(store: &Store, a: &PullArgs) -> Result<()> {
-    let registry = registry_client()?;
+    let registry = registry_client(store)?;
     let resolver = StoreResolver::new(store, &registry, true);
     let image = resolver.resolve(&a.image, &Platform::host()).map_err(|e| anyhow::anyhow!("{}: {e}", a.image))?;
     let status = |text: &str| {

@@ -15,7 +15,7 @@ pub fn push(store: &Store, a: &PushArgs) -> Result<()> {
     let source = name.unwrap_or_else(|| a.image.clone());
     let dest_text = a.destination.clone().unwrap_or_else(|| source.clone());
     let dest = Reference::parse(&dest_text).with_context(|| format!("invalid name {dest_text:?}"))?;
-    let registry = registry_client()?;
+    let registry = registry_client(store)?;
     let progress = PlainProgress::new(std::io::stderr());
     push_named(store, &registry, &a.image, &dest, &progress)
 }
@@ -29,9 +29,20 @@ pub fn push_named(
     progress: &dyn Progress,
 ) -> Result<()> {
     let (_, desc) = find_image(store, image)?;
+    push_descriptor(store, registry, &desc, dest, progress)
+}
+
+/// Pushes the stored image `desc` to `dest` (blobs first, the manifest last).
+pub fn push_descriptor(
+    store: &Store,
+    registry: &RegistryClient,
+    desc: &strata_store::oci::Descriptor,
+    dest: &Reference,
+    progress: &dyn Progress,
+) -> Result<()> {
     progress.message(&format!("pushing {dest}"));
     let digest =
-        registry.push_image(dest, &desc, &store.blobs, &|_, _| {}).with_context(|| format!("pushing {dest}"))?;
+        registry.push_image(dest, desc, &store.blobs, &|_, _| {}).with_context(|| format!("pushing {dest}"))?;
     progress.message(&format!("pushed {dest}@{digest}"));
     Ok(())
 }
