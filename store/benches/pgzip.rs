@@ -9,7 +9,8 @@
 //! - `PGZIP_BENCH_TREE` (default `/var/tmp/peers/debian-rootfs`, else `/usr/lib`): the tree
 //!   whose tar is the compressible data set;
 //! - `PGZIP_BENCH_E2E_MB` (default 174): size of the random-file tree committed end to end;
-//! - `PGZIP_BENCH_LEVELS` (default `1,3,6`), `PGZIP_BENCH_RUNS` (default 2, best run kept).
+//! - `PGZIP_BENCH_LEVELS` (default `1,3,6`), `PGZIP_BENCH_RUNS` (default 2, best run kept);
+//! - `PGZIP_BENCH_ONLY` (default `abc`): which of the three parts to run.
 //!
 //! MB/s are of uncompressed input (10^6 bytes per second of wall time); CPU is the process's
 //! user+system seconds, which shows the cost on a machine that is shared.
@@ -179,18 +180,43 @@ fn main() {
         println!("load average at start: {}", load.trim());
     }
 
-    let random = random_bytes(env_num("PGZIP_BENCH_RANDOM_MB", 128) << 20, 42);
-    bench_data("(a) random bytes", &random, &levels, runs, cores);
-    drop(random);
+    let only = env::var("PGZIP_BENCH_ONLY").unwrap_or_else(|_| "abc".into());
+    if only.contains('a') {
+        bench_random(&levels, runs, cores);
+    }
+    if only.contains('b') {
+        bench_tree(&levels, runs, cores);
+    }
+    if only.contains('c') {
+        bench_commit(&levels, runs, cores);
+    }
+    if let Ok(load) = fs::read_to_string("/proc/loadavg") {
+        println!("\nload average at end: {}", load.trim());
+    }
+}
 
+fn bench_random(levels: &[u32], runs: usize, cores: usize) {
+    let random = random_bytes(env_num("PGZIP_BENCH_RANDOM_MB", 128) << 20, 42);
+    // What the CRC would cost on the caller's thread if it were not done by the workers.
+    let crc = best(runs, || {
+        let mut c = flate2::Crc::new();
+        c.update(&random);
+        u64::from(c.sum())
+    });
+    println!("crc32 alone, one thread: {:.0} MB/s", random.len() as f64 / 1e6 / crc.wall);
+    bench_data("(a) random bytes", &random, levels, runs, cores);
+}
+
+fn bench_tree(levels: &[u32], runs: usize, cores: usize) {
     let tree = env::var_os("PGZIP_BENCH_TREE").map(PathBuf::from).unwrap_or_else(|| {
         let debian = PathBuf::from("/var/tmp/peers/debian-rootfs");
         if debian.is_dir() { debian } else { PathBuf::from("/usr/lib") }
     });
     let tar = write_tar(&tree, &[], Vec::new(), &PackOptions::default()).expect("tar of the tree");
-    bench_data(&format!("(b) tar of {}", tree.display()), &tar, &levels, runs, cores);
-    drop(tar);
+    bench_data(&format!("(b) tar of {}", tree.display()), &tar, levels, runs, cores);
+}
 
+fn bench_commit(levels: &[u32], runs: usize, cores: usize) {
     let work = tempfile::Builder::new().prefix("pgzip-bench-").tempdir_in("/var/tmp").expect("tempdir");
     let upper = work.path().join("tree");
     let total = make_tree(&upper, env_num("PGZIP_BENCH_E2E_MB", 174) * 1_000_000);
@@ -198,14 +224,11 @@ fn main() {
     println!("\n== (c) commit_layer of {:.1} MB of random files", total as f64 / 1e6);
     let old = best(runs, || old_commit(&blobs, &upper, 6));
     report("old pipeline, level 6", total, &old, &old);
-    for &level in &levels {
+    for &level in levels {
         let one =
             best(runs, || new_commit(&blobs, &upper, GzipOptions { level, threads: 1, ..GzipOptions::default() }));
         report(&format!("commit_layer L{level} 1 thread"), total, &one, &old);
         let all = best(runs, || new_commit(&blobs, &upper, GzipOptions::with_level(level)));
         report(&format!("commit_layer L{level} {cores} threads"), total, &all, &old);
-    }
-    if let Ok(load) = fs::read_to_string("/proc/loadavg") {
-        println!("\nload average at end: {}", load.trim());
     }
 }
