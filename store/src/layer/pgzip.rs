@@ -24,10 +24,11 @@
 //!   keeps the CRC off the caller's thread: there the tar, two SHA-256s and the file writes
 //!   already run.
 //!
-//! Threads: `threads` workers (all cores by default) take jobs from a shared queue; at most
-//! two jobs per worker are in flight, and the caller writes finished blocks to the inner writer
-//! in order, waiting for the oldest one when the bound is reached, so memory stays at a few
-//! blocks whatever the stream's length. With one thread everything runs on the caller's thread.
+//! Threads: each encoder starts `threads` workers (all cores by default), which take jobs from
+//! a shared queue; at most two jobs per worker are in flight, and the caller writes finished
+//! blocks to the inner writer in order, waiting for the oldest one when the bound is reached,
+//! so memory stays at about `4 * threads + 1` blocks (input and output) whatever the stream's
+//! length. With one thread everything runs on the caller's thread.
 //! Dedicated threads rather than rayon's pool: the caller waits for results, and waiting inside
 //! a rayon task for jobs queued on the same pool could deadlock it.
 
@@ -244,7 +245,7 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 /// Bytes reach the inner writer in order, as blocks finish; [`ParGzEncoder::finish`] writes
 /// the rest and the trailer. Dropping it unfinished leaves a truncated stream.
 pub struct ParGzEncoder<W: Write> {
-    out: Option<W>,
+    out: W,
     level: u32,
     block_size: usize,
     /// The block being filled.
@@ -271,7 +272,7 @@ impl<W: Write> ParGzEncoder<W> {
         let pool = if threads > 1 { Pool::start(threads) } else { None };
         let max_in_flight = pool.as_ref().map_or(1, |p| p.size() * IN_FLIGHT_PER_THREAD);
         Ok(ParGzEncoder {
-            out: Some(out),
+            out,
             level: opts.level,
             block_size: opts.block_size,
             cur: Vec::new(),
@@ -287,8 +288,8 @@ impl<W: Write> ParGzEncoder<W> {
     }
 
     /// The inner writer.
-    pub fn get_ref(&self) -> Option<&W> {
-        self.out.as_ref()
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     /// Compresses what is buffered as the last block, writes everything and the trailer, and
@@ -305,10 +306,12 @@ impl<W: Write> ParGzEncoder<W> {
             // ISIZE: the length modulo 2^32 (RFC 1952); `amount` is exactly that.
             trailer[4..].copy_from_slice(&s.crc.amount().to_le_bytes());
             s.emit(&trailer)?;
-            s.inner()?.flush()
+            s.out.flush()
         })?;
-        self.pool = None;
-        self.out.take().ok_or_else(|| io::Error::other("gzip output missing"))
+        let ParGzEncoder { out, pool, .. } = self;
+        // Stops the (idle) workers.
+        drop(pool);
+        Ok(out)
     }
 
     fn check(&self) -> io::Result<()> {
@@ -327,18 +330,13 @@ impl<W: Write> ParGzEncoder<W> {
         r
     }
 
-    fn inner(&mut self) -> io::Result<&mut W> {
-        self.out.as_mut().ok_or_else(|| io::Error::other("gzip output missing"))
-    }
-
     /// Writes compressed bytes, after the header the first time.
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         if !self.header_written {
-            let h = header(self.level);
-            self.inner()?.write_all(&h)?;
+            self.out.write_all(&header(self.level))?;
             self.header_written = true;
         }
-        self.inner()?.write_all(bytes)
+        self.out.write_all(bytes)
     }
 
     fn fresh_block(&mut self) -> Vec<u8> {
@@ -421,7 +419,7 @@ impl<W: Write> Write for ParGzEncoder<W> {
             while !s.pending.is_empty() {
                 s.collect_oldest()?;
             }
-            s.inner()?.flush()
+            s.out.flush()
         })
     }
 }
