@@ -179,10 +179,11 @@ fn entry_line(
                 let digest = content_digest(std::fs::File::from(fd), &shown)?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
+                    .map(|d| d.as_nanos() as i128)
                     .unwrap_or(0);
+                let changed = i128::from(m.ctime.0) * 1_000_000_000 + i128::from(m.ctime.1);
                 if let Some(c) = cache
-                    && now - m.ctime.0 > RACY_SECONDS
+                    && now - changed > i128::from(RACY_SECONDS) * 1_000_000_000
                 {
                     c.store(stamp, digest);
                 }
