@@ -99,3 +99,21 @@ fn a_failure_cancels_running_stages_and_every_one_is_reported() {
     assert!(!r.stderr.contains("exit code: 4"), "{r}");
     assert!(!env.names().iter().any(|n| n.contains("fail")), "no name for a failed build");
 }
+
+#[test]
+fn context_bind_mounts_are_keyed_by_content_and_checkouts_share_the_cache() {
+    let env = Env::new();
+    let files =
+        [("Dockerfile", "FROM {BASE}\nRUN --mount=type=bind,target=/ctx cat /ctx/f.txt > /seen\n"), ("f.txt", "one\n")];
+    let ctx = env.context("bind", &files);
+    env.build(&ctx, "b:1", &[]).ok();
+    // The same project in another directory: every step comes from the cache.
+    let other = env.context("bind-elsewhere", &files);
+    let r = env.build(&other, "b:2", &[]).ok();
+    assert!(plain_steps(&r.stderr).iter().all(|s| s.state == StepState::Cached), "{r}");
+    assert_eq!(env.inspect("b:2")["Descriptor"]["digest"], env.inspect("b:1")["Descriptor"]["digest"]);
+    // Changing a file the RUN step sees through its mount re-runs it.
+    fs::write(ctx.join("f.txt"), "two\n").unwrap();
+    let r = env.build(&ctx, "b:3", &[]).ok();
+    assert_eq!(step(&plain_steps(&r.stderr), "RUN --mount").state, StepState::Done, "{r}");
+}

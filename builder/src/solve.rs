@@ -238,7 +238,10 @@ impl<'a> Builder<'a> {
             }),
             Op::Local(local) => Ok(Outcome {
                 value: Arc::new(Value::Local(local.clone())),
-                key: KeyBuilder::new("local").add("path", &local.path).finish().0,
+                // Not the host path: the same project checked out elsewhere (or on another
+                // machine, with an imported cache) must hit the same keys. What is read from the
+                // directory enters the keys of the steps that read it, by content.
+                key: KeyBuilder::new("local").add("name", &local.name).finish().0,
             }),
             Op::Image(src) => {
                 let start = Instant::now();
@@ -388,7 +391,17 @@ impl<'a> Builder<'a> {
                 let mut mounts = Vec::new();
                 for m in &e.mounts {
                     let source = match &m.kind {
-                        MountKind::Bind { source, .. } => Some(key_of(*source)?),
+                        MountKind::Bind { source, source_path, .. } => {
+                            let input =
+                                lookup(*source).ok_or_else(|| StepError::msg("a mount source was not built"))?;
+                            match input.value.as_ref() {
+                                // A context directory is keyed by the content it mounts.
+                                Value::Local(local) => {
+                                    Some(self.context_digest(local, std::slice::from_ref(source_path))?)
+                                }
+                                Value::Rootfs(_) => Some(input.key.to_string()),
+                            }
+                        }
                         MountKind::Cache { from: Some(f), .. } => Some(key_of(*f)?),
                         _ => None,
                     };
