@@ -117,3 +117,19 @@ fn context_bind_mounts_are_keyed_by_content_and_checkouts_share_the_cache() {
     let r = env.build(&ctx, "b:3", &[]).ok();
     assert_eq!(step(&plain_steps(&r.stderr), "RUN --mount").state, StepState::Done, "{r}");
 }
+
+#[test]
+fn adding_a_stage_does_not_invalidate_unchanged_copies() {
+    let env = Env::new();
+    let v1 = "FROM {BASE} AS s\nRUN echo s > /s\n\nFROM {BASE}\nCOPY --from=s /s /s\n";
+    let ctx = env.context("stages", &[("Dockerfile", v1)]);
+    env.build(&ctx, "st:1", &[]).ok();
+    // A new stage first: every step of the graph moves, but nothing the COPY reads changed.
+    let v2 = "FROM {BASE} AS t\nRUN echo t > /t\n\nFROM {BASE} AS s\nRUN echo s > /s\n\nFROM {BASE}\nCOPY --from=s /s /s\nCOPY --from=t /t /t\n";
+    let ctx = env.context("stages", &[("Dockerfile", v2)]);
+    let r = env.build(&ctx, "st:2", &[]).ok();
+    let steps = plain_steps(&r.stderr);
+    assert_eq!(step(&steps, "RUN echo s").state, StepState::Cached, "{r}");
+    assert_eq!(step(&steps, "COPY --from=s").state, StepState::Cached, "{r}");
+    assert_eq!(step(&steps, "COPY --from=t").state, StepState::Done, "{r}");
+}

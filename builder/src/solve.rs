@@ -103,6 +103,25 @@ impl fmt::Display for BuildFailure {
 
 impl std::error::Error for BuildFailure {}
 
+/// A graph element as key text, without the graph indices it refers to its inputs by: those
+/// shift when unrelated steps are added, and the inputs' own keys are part of the key anyway.
+fn without_node_ids(v: impl serde::Serialize) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.remove("source");
+                o.remove("from");
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(v).unwrap_or_default();
+    strip(&mut v);
+    v
+}
+
 /// A node's inputs by id (the scheduler hands them over in `Op::inputs` order).
 struct Inputs<'a> {
     ids: Vec<NodeId>,
@@ -406,7 +425,7 @@ impl<'a> Builder<'a> {
                         _ => None,
                     };
                     // Cache mounts are keyed by definition only: their content is not an input.
-                    mounts.push(serde_json::json!({ "mount": m, "source": source }));
+                    mounts.push(serde_json::json!({ "mount": without_node_ids(m), "source": source }));
                 }
                 Ok(KeyBuilder::new("exec")
                     .add("root", root_key)
@@ -430,7 +449,9 @@ impl<'a> Builder<'a> {
                                 Value::Local(local) => Some(self.context_digest(local, &c.src_paths)?),
                                 Value::Rootfs(_) => None,
                             };
-                            serde_json::json!({ "copy": c, "source": source.key.to_string(), "content": content })
+                            serde_json::json!({
+                                "copy": without_node_ids(c), "source": source.key.to_string(), "content": content,
+                            })
                         }
                         FileAction::Mkfile { path, mode, data, chown } => serde_json::json!({
                             "mkfile": path, "mode": mode, "chown": chown,
