@@ -2,6 +2,7 @@
 //! work happens in the frontend, builder, runner and store crates; this file only decides
 //! which of them to call and turns their errors into messages and exit codes.
 
+mod cache_flags;
 mod cli;
 mod commands;
 mod resolver;
@@ -35,6 +36,9 @@ fn run(cli: Cli) -> Result<i32> {
     let root = store_root(cli.root)?;
     let open = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
     let done = |r: Result<()>| r.map(|()| 0);
+    if matches!(cli.command, Command::Images(_) | Command::Inspect(_) | Command::Debug(_)) {
+        signals::quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Build(a) => {
             enter_private_mount_namespace()?;

@@ -34,6 +34,7 @@ use crate::fileop::run_file_op;
 use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
 use crate::layers;
 use crate::progress::{Event, Progress};
+use crate::remote_cache::ImportedCache;
 use crate::scheduler::{Cancel, run_graph};
 
 /// What a node produced.
@@ -183,6 +184,10 @@ pub struct Builder<'a> {
     content: PersistedContentCache,
     explain: ExplainStore,
     explanations: std::sync::Mutex<Vec<Explanation>>,
+    /// Caches given with `--cache-from`, consulted when the local cache misses.
+    pub imports: Vec<ImportedCache>,
+    /// Every step's key and layer, as resolved in this build (for `--cache-to`).
+    resolved: std::sync::Mutex<Vec<(NodeId, Digest, CacheRecord)>>,
 }
 
 /// Why a step was or was not served from the cache.
@@ -213,6 +218,8 @@ impl<'a> Builder<'a> {
             content,
             explain,
             explanations: std::sync::Mutex::new(Vec::new()),
+            imports: Vec::new(),
+            resolved: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -301,11 +308,15 @@ impl<'a> Builder<'a> {
         let hit = if node.ignore_cache {
             None
         } else {
-            self.cache.get(&key).filter(|r| self.store.blobs.contains(&r.layer.blob.digest))
+            match self.cache.get(&key).filter(|r| self.store.blobs.contains(&r.layer.blob.digest)) {
+                Some(r) => Some(r),
+                None => self.imported(step, &key, &inputs_doc),
+            }
         };
         self.explain_step(graph, id, root_id, &key, &inputs_doc, hit.is_some());
         if let Some(record) = hit {
             self.progress.event(step, Event::Cached);
+            self.remember(id, &key, &record);
             return Ok(self.extend(chain, record.layer, key));
         }
 
@@ -326,11 +337,74 @@ impl<'a> Builder<'a> {
         let (scratch, lowers) = ran.map_err(|e| self.fail(step, start, e))?;
         let layer = self.commit(&scratch, &lowers).map_err(|e| self.fail(step, start, e))?;
         // A failed cache write only costs a rebuild next time.
-        if let Err(e) = self.cache.put(&key, &CacheRecord { layer: layer.clone(), inputs: inputs_doc }) {
+        let record = CacheRecord { layer: layer.clone(), inputs: inputs_doc };
+        if let Err(e) = self.cache.put(&key, &record) {
             tracing::warn!("{e}");
         }
+        self.remember(id, &key, &record);
         self.progress.event(step, Event::Done { elapsed: start.elapsed() });
         Ok(self.extend(chain, layer, key))
+    }
+
+    /// A step found in a `--cache-from` cache: its layer blob is fetched and recorded locally.
+    fn imported(&self, step: usize, key: &Digest, inputs: &serde_json::Value) -> Option<CacheRecord> {
+        for import in &self.imports {
+            match import.fetch(key, self.store)? {
+                Ok(layer) => {
+                    let record = CacheRecord { layer, inputs: inputs.clone() };
+                    if let Err(e) = self.cache.put(key, &record) {
+                        tracing::warn!("{e}");
+                    }
+                    self.progress.event(step, Event::Status { text: "from the imported cache" });
+                    return Some(record);
+                }
+                // An unreachable cache costs a rebuild of the step, not the build.
+                Err(e) => self.progress.event(step, Event::Status { text: &format!("imported cache: {e}") }),
+            }
+        }
+        None
+    }
+
+    fn remember(&self, id: NodeId, key: &Digest, record: &CacheRecord) {
+        if let Ok(mut r) = self.resolved.lock() {
+            r.push((id, key.clone(), record.clone()));
+        }
+    }
+
+    /// The steps `--cache-to` exports: with `all` (mode=max) every step of the build, otherwise
+    /// those whose layers make up the target image (mode=min).
+    pub fn cache_records(&self, graph: &Graph, target: &Target, all: bool) -> Vec<(Digest, CacheRecord)> {
+        let mut chain = std::collections::HashSet::new();
+        let mut at = Some(target.root);
+        while let Some(id) = at {
+            chain.insert(id);
+            at = graph.node(id).op.root();
+        }
+        let resolved = self.resolved.lock().map(|r| r.clone()).unwrap_or_default();
+        resolved
+            .into_iter()
+            .filter(|(id, ..)| all || chain.contains(id))
+            .map(|(_, key, record)| (key, CacheRecord { inputs: serde_json::Value::Null, ..record }))
+            .collect()
+    }
+
+    /// The ids of the cache mounts the target's steps use.
+    pub fn cache_mount_ids(graph: &Graph, target: &Target) -> Vec<String> {
+        let mut ids: Vec<String> = graph
+            .reachable(&[target.root])
+            .into_iter()
+            .filter_map(|id| match &graph.node(id).op {
+                Op::Exec(e) => Some(e.mounts.iter().filter_map(|m| match &m.kind {
+                    MountKind::Cache { id, .. } => Some(id.clone()),
+                    _ => None,
+                })),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Records (and with `--explain`, reports) why a step hits or misses the cache.

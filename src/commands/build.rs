@@ -14,6 +14,9 @@ use strata_store::Store;
 use strata_store::oci::Platform;
 use strata_store::reference::Reference;
 
+use strata_builder::remote_cache::{ImportedCache, export as export_cache};
+
+use crate::cache_flags::CacheSpec;
 use crate::cli::{BuildArgs, ProgressMode};
 use crate::commands::push::push_named;
 use crate::registry_client;
@@ -30,13 +33,11 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 11] = [
+    let flags: [(&str, bool); 9] = [
         ("--check", a.check),
         ("--secret", !a.secret.is_empty()),
         ("--ssh", !a.ssh.is_empty()),
         ("--output/-o", !a.output.is_empty()),
-        ("--cache-to", !a.cache_to.is_empty()),
-        ("--cache-from", !a.cache_from.is_empty()),
         ("--metadata-file", a.metadata_file.is_some()),
         ("--squash", a.squash),
         ("--compression", a.compression.as_deref().is_some_and(|c| c != "gzip")),
@@ -107,7 +108,9 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         bail!("--push needs at least one -t NAME to push to");
     }
 
-    let registry = registry_client()?;
+    let cache_to = a.cache_to.iter().map(|c| CacheSpec::parse(c, true)).collect::<Result<Vec<_>>>()?;
+    let cache_from = a.cache_from.iter().map(|c| CacheSpec::parse(c, false)).collect::<Result<Vec<_>>>()?;
+    let registry = Arc::new(registry_client()?);
     let resolver = StoreResolver::new(store, &registry, a.pull);
     let host = Platform::host();
     let opts = ConvertOptions {
@@ -138,14 +141,46 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     }
     config.explain = a.explain;
     config.scope = dockerfile.canonicalize().unwrap_or(dockerfile.clone()).display().to_string();
-    let builder =
+    let mut builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for spec in &cache_from {
+        let remote = spec.remote(&registry);
+        let place = remote.place();
+        match ImportedCache::load(remote, store) {
+            Ok(imported) => {
+                let seeded = imported.seed_mounts(store).map_err(|e| anyhow::anyhow!("{e}"))?;
+                progress.message(&format!(
+                    "importing cache from {place}: {} steps, {seeded} cache mounts seeded",
+                    imported.len()
+                ));
+                builder.imports.push(imported);
+            }
+            // A cache that cannot be read only costs time, as with BuildKit.
+            Err(e) => progress.message(&format!("warning: {e}")),
+        }
+    }
     install_interrupt_handler(&builder.cancel);
     let built = builder.build(&plan.graph, &plan.target);
     if a.explain {
         print_explanations(&builder.explanations());
     }
     let image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for spec in &cache_to {
+        let records = builder.cache_records(&plan.graph, &plan.target, spec.all_steps);
+        let mounts = if spec.mounts { Builder::cache_mount_ids(&plan.graph, &plan.target) } else { Vec::new() };
+        let remote = spec.remote(&registry);
+        match export_cache(store, remote.as_ref(), &records, &mounts) {
+            Ok(d) => progress.message(&format!(
+                "exported cache to {}: {} steps, {} cache mounts ({})",
+                remote.place(),
+                records.len(),
+                mounts.len(),
+                d.digest
+            )),
+            Err(e) if spec.ignore_error => progress.message(&format!("warning: {e}")),
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+    }
     let id = image.manifest.config.digest.clone();
     for t in &tags {
         store.layout.set(&t.to_string(), &image.descriptor)?;
