@@ -10,6 +10,7 @@
 //!   exported cache mounts `{id, diff_id, blob}`;
 //! - its layers are every blob those records and mounts refer to, so a registry stores, keeps
 //!   and copies them as it does any image's.
+//!
 //! In a registry it is a tag (`--cache-to type=registry,ref=REG/repo:cache`); on disk it is an
 //! OCI image layout directory with the manifest under a name (`type=local,dest=DIR`, name
 //! `cache` unless `tag=` says otherwise). The input documents behind keys are not exported:
