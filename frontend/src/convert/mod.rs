@@ -21,7 +21,6 @@
 //! the store itself.
 
 mod env;
-pub mod gofmt;
 mod mounts;
 mod stage;
 mod values;

@@ -12,12 +12,12 @@ use strata_builder::graph::{
 use strata_store::oci::{DEFAULT_PATH, Empty, Healthcheck, History, ImageConfig};
 
 use super::env::{EnvList, PROXY_ARGS};
-use super::gofmt::{format_duration, parse_duration, plain_list, quote_list, quote_rune};
 use super::mounts::{self, MountType, RunMount, Sharing};
 use super::values;
 use super::{StageResult, Translator};
 use crate::ast::{Heredoc, Instruction};
 use crate::diagnostic::Diagnostic;
+use crate::gofmt::{format_duration, parse_duration, plain_list, quote_list, quote_rune};
 use crate::instructions::{ArgDecl, Command, CommandLine, CopyCommand, HealthcheckCommand, KeyValue};
 
 /// BuildKit's comment on every history entry it writes.
@@ -700,10 +700,10 @@ impl Stage<'_, '_> {
         let msg = format!(
             "HEALTHCHECK &{{{} {} {} {} {} {}}}",
             quote_list(hc.test.as_deref().unwrap_or_default()),
-            super::gofmt::quote(&format_duration(hc.interval)),
-            super::gofmt::quote(&format_duration(hc.timeout)),
-            super::gofmt::quote(&format_duration(hc.start_period)),
-            super::gofmt::quote(&format_duration(hc.start_interval)),
+            crate::gofmt::quote(&format_duration(hc.interval)),
+            crate::gofmt::quote(&format_duration(hc.timeout)),
+            crate::gofmt::quote(&format_duration(hc.start_period)),
+            crate::gofmt::quote(&format_duration(hc.start_interval)),
             quote_rune(hc.retries),
         );
         self.config.config.healthcheck = Some(hc);
