@@ -14,8 +14,9 @@ use std::path::Path;
 pub const NORMALIZED_TIME: i64 = 315_532_801;
 pub const NORMALIZED_RFC3339: &str = "1980-01-01T00:00:01Z";
 
-/// Copies `src` (a directory) to `dst` (created), keeping symlinks as symlinks and modes;
-/// other file types (sockets, devices) are skipped.
+/// Copies `src` (a directory) to `dst` (created), keeping symlinks as symlinks, modes and
+/// modification times (build tools such as cargo compare source and output times: a copy
+/// must not make stale outputs look fresh); other file types (sockets, devices) are skipped.
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(src)?;
     fs::create_dir_all(dst)?;
@@ -29,11 +30,20 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
             copy_tree(&from, &to)?;
         } else if t.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+            copy_time(&from, &to)?;
         } else if t.is_file() {
             fs::copy(&from, &to)?;
+            copy_time(&from, &to)?;
         }
     }
-    Ok(())
+    copy_time(src, dst)
+}
+
+/// Gives `to` the access and modification times of `from` (symlinks themselves).
+fn copy_time(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(from)?;
+    set_times(to, (m.atime(), m.atime_nsec()), (m.mtime(), m.mtime_nsec()))
 }
 
 /// Moves `src` to `dst` (parents created): a rename, or a copy and delete across filesystems.
@@ -86,10 +96,14 @@ pub fn normalize_times(root: &Path) -> io::Result<()> {
 }
 
 fn set_time(path: &Path) -> io::Result<()> {
+    set_times(path, (NORMALIZED_TIME, 0), (NORMALIZED_TIME, 0))
+}
+
+fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
     use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
-    let t = Timespec { tv_sec: NORMALIZED_TIME, tv_nsec: 0 };
-    utimensat(CWD, path, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(io::Error::from)
+    let ts = |(s, n): (i64, i64)| Timespec { tv_sec: s, tv_nsec: n };
+    let times = Timestamps { last_access: ts(atime), last_modification: ts(mtime) };
+    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
 }
 
 #[cfg(test)]
@@ -106,7 +120,10 @@ mod tests {
         fs::set_permissions(src.join("sub/f"), fs::Permissions::from_mode(0o751)).unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("link")).unwrap();
         let copy = d.path().join("copy");
+        set_times(&src.join("sub/f"), (1_000_000_000, 0), (1_000_000_000, 5)).unwrap();
         copy_tree(&src, &copy).unwrap();
+        let m = fs::metadata(copy.join("sub/f")).unwrap();
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_000_000_000, 5), "copies keep modification times");
         assert_eq!(fs::read_to_string(copy.join("sub/f")).unwrap(), "x");
         assert_eq!(fs::metadata(copy.join("sub/f")).unwrap().permissions().mode() & 0o7777, 0o751);
         assert_eq!(fs::read_link(copy.join("link")).unwrap(), Path::new("sub/f"));
