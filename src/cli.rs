@@ -201,6 +201,9 @@ pub struct RunArgs {
     /// The hostname inside (default: the image's short digest).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Run this instead of the image's Entrypoint (its Cmd is dropped too, as docker does).
+    #[arg(long, value_name = "PATH")]
+    pub entrypoint: Option<String>,
     /// The image, by name or digest.
     pub image: String,
     /// The command, replacing the image's Cmd.

@@ -119,7 +119,8 @@ struct Setup {
     registry: Registry,
     order: Vec<Vec<order::Member>>,
     build_image: String,
-    run_image: String,
+    /// Needed by builds only (detect runs without one).
+    run_image: Result<String, String>,
 }
 
 fn setup(flags: &BuildpackFlags) -> Result<Setup> {
@@ -164,7 +165,7 @@ fn setup(flags: &BuildpackFlags) -> Result<Setup> {
         registry,
         order,
         build_image: pick(&flags.build_image, order_toml.build.and_then(|b| b.image), "build")?,
-        run_image: pick(&flags.run_image, order_toml.run.and_then(|r| r.image), "run")?,
+        run_image: pick(&flags.run_image, order_toml.run.and_then(|r| r.image), "run").map_err(|e| e.to_string()),
     })
 }
 
@@ -333,7 +334,8 @@ pub fn build(store: &Store, a: &BuildArgs, progress: &dyn Progress) -> Result<Im
     let registry = registry_client()?;
     let resolver = StoreResolver::new(store, &registry, a.pull);
     let (build_image, chain) = resolve_image(store, &resolver, &registry, &setup.build_image)?;
-    let (run_image, _) = resolve_image(store, &resolver, &registry, &setup.run_image)?;
+    let run_name = setup.run_image.clone().map_err(|e| anyhow::anyhow!(e))?;
+    let (run_image, _) = resolve_image(store, &resolver, &registry, &run_name)?;
 
     // Analyze: the previous image of the same name, if it was built by buildpacks.
     let previous: Option<(Image, LifecycleMetadata)> = tags.first().and_then(|t| {
