@@ -51,7 +51,11 @@ hooks=()
 if [ -f "$ca" ]; then
   hooks+=(--customize-hook="cp $ca \"\$1/etc/ssl/certs/ca-certificates.crt\"")
 fi
+# Documentation, manual pages and translations are left out (a smaller image to import).
 mmdebstrap --quiet --mode=root --variant=minbase --include="$packages" \
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
   "${hooks[@]}" "$suite" "$tmp" >&2
 mv "$tmp" "$out"

@@ -41,12 +41,17 @@ pub struct Served {
 
 impl Served {
     pub fn start(env: &Env, image: &str) -> Served {
+        Served::start_at(env, &env.root, image)
+    }
+
+    /// Serves from the store at `root`.
+    pub fn start_at(env: &Env, root: &Path, image: &str) -> Served {
         let port = free_port();
         let log = env.path(&format!("serve-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(STRATA)
             .arg("--root")
-            .arg(&env.root)
+            .arg(root)
             .args(["run", "--rm", "-e", &format!("PORT={port}"), image])
             .env("DOCKER_CONFIG", &env.docker_config)
             .stdin(Stdio::null())

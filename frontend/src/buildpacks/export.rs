@@ -42,6 +42,9 @@ use crate::convert::ResolvedImage;
 pub const LAUNCHER: &str = "/cnb/lifecycle/launcher";
 pub const PROCESS_DIR: &str = "/cnb/process";
 
+/// The diff_id of each launch layer, by (buildpack id, layer name).
+pub type LaunchShas = HashMap<(String, String), String>;
+
 /// What a layer above the run image is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerRole {
@@ -378,7 +381,7 @@ impl Export {
         built: &Built,
         run_image: &ResolvedImage,
         diff_ids: &[Digest],
-    ) -> Result<(BTreeMap<String, String>, HashMap<(String, String), String>), LifecycleError> {
+    ) -> Result<(BTreeMap<String, String>, LaunchShas), LifecycleError> {
         let run_count = run_image.config.rootfs.diff_ids.len();
         if diff_ids.len() != run_count + self.roles.len() {
             return Err(LifecycleError::Io(format!(

@@ -172,7 +172,7 @@ pub struct BuildOutput {
 impl BuildOutput {
     /// Reads the buildpack's layers directory, checks it, and renames temporary layers to
     /// `<name>.ignore`.
-    pub fn read(dir: &Path, api: Api, app_dir: &str) -> Result<BuildOutput, LayersError> {
+    pub fn read(dir: &Path) -> Result<BuildOutput, LayersError> {
         let mut out = BuildOutput {
             launch: read_toml(&dir.join("launch.toml"))?,
             build: read_toml(&dir.join("build.toml"))?,
@@ -226,7 +226,6 @@ impl BuildOutput {
         if out.launch.processes.iter().filter(|p| p.default).count() > 1 {
             return Err(err(&dir.join("launch.toml"), "more than one process has default = true"));
         }
-        let _ = (api, app_dir);
         Ok(out)
     }
 
@@ -320,7 +319,7 @@ mod tests {
         );
         w("build.toml", "[[unmet]]\nname = \"dep\"\n");
         w("store.toml", "[metadata]\nn = 1\n");
-        let out = BuildOutput::read(d.path(), API12, "/workspace").unwrap();
+        let out = BuildOutput::read(d.path()).unwrap();
         let layers: Vec<(&str, LayerTypes, bool)> =
             out.layers.iter().map(|l| (l.name.as_str(), l.toml.types(), l.has_dir)).collect();
         assert_eq!(
@@ -348,12 +347,12 @@ mod tests {
     fn rejects_bad_output() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("launch")).unwrap();
-        assert!(BuildOutput::read(d.path(), API12, "/w").unwrap_err().to_string().contains("may not be named"));
+        assert!(BuildOutput::read(d.path()).unwrap_err().to_string().contains("may not be named"));
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("launch.toml"), "[[processes]]\ntype = \"a b\"\ncommand = [\"x\"]\n").unwrap();
-        assert!(BuildOutput::read(d.path(), API12, "/w").unwrap_err().to_string().contains("invalid process type"));
+        assert!(BuildOutput::read(d.path()).unwrap_err().to_string().contains("invalid process type"));
         std::fs::write(d.path().join("launch.toml"), "[[processes]]\ntype = ").unwrap();
-        assert!(BuildOutput::read(d.path(), API12, "/w").unwrap_err().to_string().contains("launch.toml"));
+        assert!(BuildOutput::read(d.path()).unwrap_err().to_string().contains("launch.toml"));
     }
 
     #[test]
@@ -365,7 +364,7 @@ mod tests {
         )
         .unwrap();
         let api8 = Api { major: 0, minor: 8 };
-        let out = BuildOutput::read(d.path(), api8, "/w").unwrap();
+        let out = BuildOutput::read(d.path()).unwrap();
         let p = out.processes("bp", api8, "/w");
         assert_eq!(p[0].command, ["/bin/sh", "-c", "echo hi there"]);
         assert!(!p[0].direct);

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::descriptor::{Api, BuildTarget, Buildpack, Registry};
+use super::descriptor::{BuildTarget, Buildpack, Registry};
 use super::env::{self, Env, EnvOp, Modifier};
 use super::fsutil;
 use super::layers::{BuildOutput, LayerToml, ProcessList};
@@ -465,7 +465,7 @@ impl<'a> Lifecycle<'a> {
                 Ok(code) => return Err(fail(format!("exit code {code}"))),
                 Err(e) => return Err(fail(e)),
             }
-            let output = BuildOutput::read(&layers, bp.api, APP_DIR)?;
+            let output = BuildOutput::read(&layers)?;
             for w in &output.warnings {
                 self.warn(format!("{key}: {w}"));
             }
@@ -552,9 +552,4 @@ impl<'a> Lifecycle<'a> {
 #[derive(serde::Serialize)]
 struct StoreFile {
     metadata: toml::Table,
-}
-
-/// The API a buildpack speaks (for callers that only have the descriptor).
-pub fn api_of(bp: &Buildpack) -> Api {
-    bp.api
 }

@@ -276,7 +276,7 @@ mod tests {
         // Reversed: the requirement comes before its provider.
         assert!(resolve(&[app.clone(), node.clone()]).is_none());
         // Provided but never required.
-        assert!(resolve(&[node.clone()]).is_none());
+        assert!(resolve(std::slice::from_ref(&node)).is_none());
         // Nothing at all is a valid (empty) plan.
         assert_eq!(members(&resolve(&[cand("x@1", false, "")])), [0]);
     }
