@@ -29,10 +29,8 @@ const RUN_IMAGE: &str = "localhost/strata/buildpacks-run:bookworm";
 fn rootfs(kind: &str) -> PathBuf {
     let script = repo().join("buildpacks/images/debian-rootfs.sh");
     common::tool("mmdebstrap", "mmdebstrap");
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script).arg(kind);
-    // Making the build image downloads and unpacks ~1 GB of packages: more than the usual limit.
-    let out = cmd.output().expect("running debian-rootfs.sh");
+    // Making the build image downloads and unpacks ~1 GB of packages: no command time limit.
+    let out = Command::new("bash").arg(&script).arg(kind).output().expect("running debian-rootfs.sh");
     assert!(out.status.success(), "debian-rootfs.sh {kind} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
@@ -51,7 +49,14 @@ fn prepared_store(env: &Env) -> PathBuf {
         let tmp = cache.join(format!("store-tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         for (tar, name) in [(&build, BUILD_IMAGE), (&run_tar, RUN_IMAGE)] {
-            env.strata_at(&tmp, &["import", tar.to_str().unwrap(), "-t", name]).ok();
+            // Packing a 1.5 GB root filesystem can take longer than the usual command limit.
+            let out = Command::new(common::STRATA)
+                .arg("--root")
+                .arg(&tmp)
+                .args(["import", tar.to_str().unwrap(), "-t", name])
+                .output()
+                .expect("running strata import");
+            assert!(out.status.success(), "importing {name}: {}", String::from_utf8_lossy(&out.stderr));
         }
         std::fs::write(tmp.join("ready"), "").unwrap();
         let _ = std::fs::remove_dir_all(&store);
