@@ -46,8 +46,13 @@ fn prepared_store(env: &Env) -> PathBuf {
     let lock = std::fs::File::create(cache.join(".lock-store")).unwrap();
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     if !store.join("ready").exists() {
+        // Leftovers of runs that died while preparing (nobody else prepares: we hold the lock).
+        for e in std::fs::read_dir(&cache).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("store-tmp-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let tmp = cache.join(format!("store-tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
         for (tar, name) in [(&build, BUILD_IMAGE), (&run_tar, RUN_IMAGE)] {
             // Packing a 1.5 GB root filesystem can take longer than the usual command limit.
             let out = Command::new(common::STRATA)
