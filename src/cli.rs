@@ -38,6 +38,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Give an image in the store another name.
     Tag(TagArgs),
+    /// Show which buildpack group passes detection for an app directory, and its build plan.
+    Detect(crate::commands::buildpacks::DetectArgs),
+    /// Put a buildpack-built image on another run image without rebuilding it.
+    Rebase(crate::commands::buildpacks::RebaseArgs),
     /// Remove names from the store (the content stays until garbage collection).
     Rmi(RmiArgs),
     /// Tools for looking inside strata.
@@ -58,7 +62,7 @@ pub enum ProgressMode {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory.
+    /// The build context: a directory (without a Dockerfile: an app built with buildpacks).
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
     /// Name (and push target) of the image; may be given several times.
@@ -142,6 +146,10 @@ pub struct BuildArgs {
     /// Load the image into Docker.
     #[arg(long)]
     pub load: bool,
+
+    /// Buildpack options (used when CONTEXT has no Dockerfile).
+    #[command(flatten)]
+    pub buildpacks: crate::commands::buildpacks::BuildpackFlags,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +201,9 @@ pub struct RunArgs {
     /// The hostname inside (default: the image's short digest).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Run this instead of the image's Entrypoint (its Cmd is dropped too, as docker does).
+    #[arg(long, value_name = "PATH")]
+    pub entrypoint: Option<String>,
     /// The image, by name or digest.
     pub image: String,
     /// The command, replacing the image's Cmd.

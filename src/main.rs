@@ -54,6 +54,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Inspect(a) => done(commands::images::inspect(&open()?, &a)),
         Command::Import(a) => done(commands::import::import(&open()?, &a)),
         Command::Tag(a) => done(commands::images::tag(&open()?, &a)),
+        Command::Detect(a) => {
+            enter_private_mount_namespace()?;
+            done(commands::buildpacks::detect(&open()?, &a))
+        }
+        Command::Rebase(a) => done(commands::buildpacks::rebase(&open()?, &a)),
         Command::Rmi(a) => done(commands::images::rmi(&open()?, &a)),
         Command::Debug(cli::DebugCommand::Parse { file }) => done(commands::debug::parse(&file)),
     }

@@ -4,7 +4,9 @@
 //! Mount sources are other nodes' results: a root filesystem is mounted as a private overlay
 //! of its layers (writes go to a throw-away upper, so `rw` bind mounts never change the
 //! source), a local source (the build context) is bind-mounted read-only, a cache mount is a
-//! directory kept in the store (`ROOT/cache/mounts/`) that never enters a layer.
+//! directory kept in the store (`ROOT/cache/mounts/`) that never enters a layer, a host
+//! directory mount (`MountKind::HostDir`) is the host directory itself. [`run_process`] runs a
+//! process for its exit status and its host-directory effects, without making a layer.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -44,6 +46,44 @@ pub fn run_exec(
     inputs: &dyn Fn(crate::graph::NodeId) -> Option<Arc<Value>>,
     output: &mut dyn FnMut(&[u8]),
 ) -> Result<(Scratch, Vec<PathBuf>), StepError> {
+    let (status, scratch, lowers) = run_exec_status(cx, e, root, inputs, output)?;
+    match status {
+        ExitStatus::Code(0) => Ok((scratch, lowers)),
+        ExitStatus::Code(code) => Err(StepError::msg(format!(
+            "process \"{}\" did not complete successfully: exit code: {code}",
+            e.args.join(" ")
+        ))),
+        ExitStatus::Signal(sig) => Err(StepError::msg(format!(
+            "process \"{}\" did not complete successfully: killed by signal {sig}",
+            e.args.join(" ")
+        ))),
+    }
+}
+
+/// Runs `e` over `root` for its exit status and its effects on host-directory mounts only:
+/// the root filesystem's changes are thrown away. Protocols that give exit codes a meaning
+/// (a buildpack's `bin/detect` exits 100 for "does not apply") use this instead of a graph
+/// step.
+pub fn run_process(
+    cx: &ExecContext<'_>,
+    e: &ExecOp,
+    root: &[Layer],
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<ExitStatus, StepError> {
+    let no_inputs = |_| None;
+    let (status, _scratch, _) = run_exec_status(cx, e, root, &no_inputs, output)?;
+    Ok(status)
+}
+
+/// Runs `e` over `root`; returns how the process ended, the scratch directory whose upper
+/// holds the changes and the lower layers.
+fn run_exec_status(
+    cx: &ExecContext<'_>,
+    e: &ExecOp,
+    root: &[Layer],
+    inputs: &dyn Fn(crate::graph::NodeId) -> Option<Arc<Value>>,
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<(ExitStatus, Scratch, Vec<PathBuf>), StepError> {
     let lowers = layers::snapshots(cx.store, root).map_err(StepError::other)?;
     let scratch = cx.store.snapshots.scratch().map_err(StepError::other)?;
     let mut mounts = Vec::new();
@@ -82,6 +122,7 @@ pub fn run_exec(
                 MountSpecKind::Bind { source: dir, readonly: *readonly }
             }
             MountKind::Tmpfs { size } => MountSpecKind::Tmpfs { size: *size, mode: 0o1777 },
+            MountKind::HostDir { path, readonly } => MountSpecKind::Bind { source: path.clone(), readonly: *readonly },
             MountKind::Secret { .. } | MountKind::Ssh { .. } => {
                 return Err(StepError::msg("secret and ssh mounts are not supported yet"));
             }
@@ -101,17 +142,7 @@ pub fn run_exec(
     let status = strata_runner::run_with(cx.runner, &spec, cx.cancel, &mut |_, data| output(data))
         .map_err(|err| StepError::msg(err.to_string()))?;
     drop(locks);
-    match status {
-        ExitStatus::Code(0) => Ok((scratch, lowers)),
-        ExitStatus::Code(code) => Err(StepError::msg(format!(
-            "process \"{}\" did not complete successfully: exit code: {code}",
-            e.args.join(" ")
-        ))),
-        ExitStatus::Signal(sig) => Err(StepError::msg(format!(
-            "process \"{}\" did not complete successfully: killed by signal {sig}",
-            e.args.join(" ")
-        ))),
-    }
+    Ok((status, scratch, lowers))
 }
 
 /// `base/rel` without leaving `base`: `..` components cannot climb above it and the result,

@@ -14,9 +14,24 @@ use strata_store::oci::{self, ImageConfig};
 
 use crate::cache::Layer;
 
-/// Fills in `config` for the layer `chain` (bottom first) and stores the image.
-pub fn export_image(store: &Store, config: &ImageConfig, chain: &[Layer]) -> Result<Image, ImageError> {
-    let config = complete_config(config, chain, &oci::now_rfc3339());
+/// Fills in `config` for the layer `chain` (bottom first) and stores the image. With `epoch`,
+/// every time this build adds is that time instead (see `BuildConfig::epoch`).
+pub fn export_image(
+    store: &Store,
+    config: &ImageConfig,
+    chain: &[Layer],
+    epoch: Option<&str>,
+) -> Result<Image, ImageError> {
+    let config = match epoch {
+        Some(t) => {
+            let pinned: Vec<Layer> = chain
+                .iter()
+                .map(|l| Layer { created: l.created.as_ref().map(|_| t.to_string()), ..l.clone() })
+                .collect();
+            complete_config(config, &pinned, t)
+        }
+        None => complete_config(config, chain, &oci::now_rfc3339()),
+    };
     let layers: Vec<_> = chain.iter().map(|l| l.blob.clone()).collect();
     write_image(&store.blobs, &config, &layers, None)
 }
@@ -109,9 +124,24 @@ mod tests {
         let mut cfg = ImageConfig::scratch(&Platform::host());
         cfg.history = Some(vec![entry("RUN", None, false)]);
         let chain = [layer("run", Some("2026-11-23T00:00:00Z"))];
-        let a = export_image(&store, &cfg, &chain).unwrap();
-        let b = export_image(&store, &cfg, &chain).unwrap();
+        let a = export_image(&store, &cfg, &chain, None).unwrap();
+        let b = export_image(&store, &cfg, &chain, None).unwrap();
         assert_eq!(a.descriptor.digest, b.descriptor.digest);
         assert_eq!(a.config.created.as_deref(), Some("2026-11-23T00:00:00Z"));
+    }
+
+    #[test]
+    fn an_epoch_pins_every_time_of_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut cfg = ImageConfig::scratch(&Platform::host());
+        cfg.history = Some(vec![entry("base", Some("2020-01-01T00:00:00Z"), false), entry("RUN", None, false)]);
+        let epoch = "1980-01-01T00:00:01Z";
+        let a = export_image(&store, &cfg, &[layer("base", None), layer("run", Some("T1"))], Some(epoch)).unwrap();
+        let b = export_image(&store, &cfg, &[layer("base", None), layer("run", Some("T2"))], Some(epoch)).unwrap();
+        assert_eq!(a.descriptor.digest, b.descriptor.digest, "layer times must not leak into the image");
+        assert_eq!(a.config.created.as_deref(), Some(epoch));
+        let times: Vec<_> = a.config.history.unwrap().into_iter().map(|h| h.created.unwrap()).collect();
+        assert_eq!(times, ["2020-01-01T00:00:00Z", epoch], "inherited history keeps its times");
     }
 }

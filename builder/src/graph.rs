@@ -260,6 +260,11 @@ pub enum MountKind {
     Secret { id: String, env: Option<String>, required: bool, mode: u32, uid: u32, gid: u32 },
     /// An SSH agent socket forwarded from the host.
     Ssh { id: String, required: bool, mode: u32, uid: u32, gid: u32 },
+    /// A host directory bound as it is: writes go to the host. For frontends that drive a
+    /// process protocol whose results live outside layers (the buildpack lifecycle's layers and
+    /// app directories); the directory's content is not part of a cache key, so steps using a
+    /// writable one should not be served from the cache.
+    HostDir { path: PathBuf, readonly: bool },
 }
 
 /// Concurrent access to a cache mount.

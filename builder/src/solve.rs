@@ -150,6 +150,10 @@ pub struct BuildConfig {
     /// What makes this build's steps distinct from other projects' in the same store (the
     /// Dockerfile's path), for `--explain` to find the same step's earlier build.
     pub scope: String,
+    /// A fixed creation time (RFC 3339) for the image config and the history entries this build
+    /// adds, instead of the layers' times (as BuildKit's `SOURCE_DATE_EPOCH`): identical layers
+    /// then give an identical image digest whenever they were made.
+    pub epoch: Option<String>,
 }
 
 impl Default for BuildConfig {
@@ -161,6 +165,7 @@ impl Default for BuildConfig {
             runner: RunnerConfig::default(),
             explain: false,
             scope: String::new(),
+            epoch: None,
         }
     }
 }
@@ -250,7 +255,7 @@ impl<'a> Builder<'a> {
         let Value::Rootfs(chain) = outcome.value.as_ref() else {
             return Err(fail("the target is not a root filesystem".into()));
         };
-        export_image(self.store, &target.config, chain).map_err(|e| fail(e.to_string()))
+        export_image(self.store, &target.config, chain, self.config.epoch.as_deref()).map_err(|e| fail(e.to_string()))
     }
 
     fn run_node(&self, graph: &Graph, id: NodeId, inputs: &[Arc<Outcome>]) -> Result<Outcome, StepError> {

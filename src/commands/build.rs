@@ -85,6 +85,15 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     if !context.is_dir() {
         bail!("build context {} is not a directory", a.context.display());
     }
+    // No Dockerfile (or buildpack options): the source is built with buildpacks, as `pack build`.
+    if a.buildpacks.any() || (a.file.is_none() && !context.join("Dockerfile").exists()) {
+        if a.push && a.tags.is_empty() {
+            bail!("--push needs at least one -t NAME to push to");
+        }
+        let progress = progress_sink(a.progress, a.quiet);
+        let image = crate::commands::buildpacks::build(store, a, progress.as_ref())?;
+        return crate::commands::buildpacks::finish(store, a, &image, progress.as_ref());
+    }
     let dockerfile: PathBuf = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
     let source = std::fs::read(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
     let file_name = display_name(&dockerfile);
