@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod rootfs;
 pub mod rootpath;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spec;
 pub mod stubs;
 mod sys;

@@ -367,6 +367,49 @@ pub fn restrict_capabilities(keep: u64) -> io::Result<()> {
     Ok(set_capabilities(None, sets)?)
 }
 
+/// The capabilities this process may use (its permitted set), as a bit mask.
+pub fn permitted_capabilities() -> io::Result<u64> {
+    Ok(rustix::thread::capabilities(None)?.permitted.bits())
+}
+
+/// Gives the process exactly `keep` (a bit mask) as permitted and effective capabilities and
+/// as ambient ones, which survive `execve` even for a non-root user (BuildKit's insecure mode
+/// grants every capability that way). Call after [`switch_user`], which must have been
+/// preceded by [`keep_capabilities`]`(true)`.
+pub fn grant_ambient_capabilities(keep: u64) -> io::Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, configure_capability_in_ambient_set, set_capabilities};
+    let all = CapabilitySet::from_bits_retain(keep);
+    set_capabilities(None, CapabilitySets { effective: all, permitted: all, inheritable: all })?;
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1 << cap), true)?;
+        }
+    }
+    rustix::thread::set_keep_capabilities(false)?;
+    Ok(())
+}
+
+/// `prctl(PR_SET_KEEPCAPS)`: keep the permitted capabilities across a switch away from uid 0.
+pub fn keep_capabilities(on: bool) -> io::Result<()> {
+    Ok(rustix::thread::set_keep_capabilities(on)?)
+}
+
+/// Installs a seccomp BPF program on this thread (`seccomp(SECCOMP_SET_MODE_FILTER)`). Without
+/// `no_new_privs` (which BuildKit does not set: setuid programs must work) this needs
+/// `CAP_SYS_ADMIN`, so call it before dropping capabilities; every later syscall of the setup
+/// (setgroups, setresuid, capset, close_range, execve) is one the filter allows.
+pub fn install_seccomp_filter(prog: &[crate::seccomp::Insn]) -> io::Result<()> {
+    let mut filter: Vec<libc::sock_filter> =
+        prog.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+    let len = u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog { len, filter: filter.as_mut_ptr() };
+    // SAFETY: `fprog` points at `filter`, which outlives the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// `execve(2)`; returns only on failure.
 pub fn execve(path: &CStr, args: &[CString], env: &[CString]) -> io::Error {
     match nix::unistd::execve(path, args, env) {
