@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod resolver;
+mod secrets;
 mod signals;
 
 use std::path::PathBuf;

@@ -5,21 +5,33 @@
 //! of its layers (writes go to a throw-away upper, so `rw` bind mounts never change the
 //! source), a local source (the build context) is bind-mounted read-only, a cache mount is a
 //! directory kept in the store (`ROOT/cache/mounts/`) that never enters a layer.
+//!
+//! Secrets and SSH agents come from the build's [`BuildSecrets`] (`--secret`, `--ssh`), never
+//! from the graph: the graph, and so the cache key, holds only their ids. A secret is handed to
+//! the sandbox in memory and lives on a tmpfs there (and, with `env=`, in the process
+//! environment); an SSH agent is reached through a relay socket with the mount's owner and mode
+//! (`strata_runner::forward`). As BuildKit's LLB does: a missing secret or agent is an error
+//! when the mount is `required`, otherwise the mount is left out; an SSH mount without a
+//! target gets `/run/buildkit/ssh_agent.N` (N its index among the step's SSH mounts), and the
+//! first one's path becomes `SSH_AUTH_SOCK` unless the step sets that variable itself.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
-use strata_runner::spec::{MountSpec, MountSpecKind, Network, Process, Rootfs, SandboxSpec};
+use strata_runner::forward::SocketForward;
+use strata_runner::spec::{MountSpec, MountSpecKind, Network, Process, Rootfs, SandboxSpec, SecretData, Security};
 use strata_runner::{Cancel, ExitStatus, RunnerConfig};
 use strata_store::Store;
 use strata_store::digest::to_hex;
 use strata_store::snapshots::Scratch;
 
 use crate::cache::Layer;
-use crate::graph::{CacheSharing, ExecOp, MountKind, NetworkMode};
+use crate::graph::{CacheSharing, ExecOp, MountKind, NetworkMode, SecurityMode};
 use crate::layers;
 use crate::solve::{StepError, Value};
 
@@ -29,6 +41,29 @@ pub struct ExecContext<'a> {
     pub runner: &'a RunnerConfig,
     pub cancel: &'a Cancel,
     pub hostname: &'a str,
+    pub secrets: &'a BuildSecrets,
+}
+
+/// The secrets (`--secret`) and SSH agent sockets (`--ssh`) a build may use, by id.
+#[derive(Clone, Default)]
+pub struct BuildSecrets {
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    pub ssh_agents: BTreeMap<String, PathBuf>,
+}
+
+impl fmt::Debug for BuildSecrets {
+    /// Ids only: the values must not reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildSecrets")
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("ssh_agents", &self.ssh_agents)
+            .finish()
+    }
+}
+
+/// BuildKit's default target of the `index`-th SSH mount of a step.
+pub fn default_ssh_target(index: usize) -> String {
+    format!("/run/buildkit/ssh_agent.{index}")
 }
 
 /// Holds locks of `sharing=locked` cache mounts for the duration of a step.
@@ -48,7 +83,12 @@ pub fn run_exec(
     let scratch = cx.store.snapshots.scratch().map_err(StepError::other)?;
     let mut mounts = Vec::new();
     let mut locks = Vec::new();
+    let mut env = e.env.clone();
+    let mut forwards: Vec<SocketForward> = Vec::new();
+    let mut ssh_index = 0;
+    let mut first_ssh_target = None;
     for (i, m) in e.mounts.iter().enumerate() {
+        let mut target = m.target.clone();
         let kind = match &m.kind {
             MountKind::Bind { source, source_path, readonly } => {
                 let value = inputs(*source).ok_or_else(|| StepError::msg("a mount's source was not built"))?;
@@ -82,25 +122,72 @@ pub fn run_exec(
                 MountSpecKind::Bind { source: dir, readonly: *readonly }
             }
             MountKind::Tmpfs { size } => MountSpecKind::Tmpfs { size: *size, mode: 0o1777 },
-            MountKind::Secret { .. } | MountKind::Ssh { .. } => {
-                return Err(StepError::msg("secret and ssh mounts are not supported yet"));
+            MountKind::Secret { id, env: env_name, required, mode, uid, gid } => {
+                let Some(value) = cx.secrets.secrets.get(id) else {
+                    if *required {
+                        return Err(StepError::msg(format!(
+                            "secret {id}: not found (pass it with --secret id={id},src=FILE or id={id},env=VAR)"
+                        )));
+                    }
+                    continue;
+                };
+                if let Some(name) = env_name {
+                    let value = String::from_utf8(value.clone())
+                        .map_err(|_| StepError::msg(format!("secret {id} is not valid UTF-8 for env={name}")))?;
+                    env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) != name);
+                    env.push(format!("{name}={value}"));
+                }
+                if target.is_empty() {
+                    continue; // env= only
+                }
+                MountSpecKind::Secret { data: SecretData(value.clone()), mode: *mode, uid: *uid, gid: *gid }
+            }
+            MountKind::Ssh { id, required, mode, uid, gid } => {
+                if target.is_empty() {
+                    target = default_ssh_target(ssh_index);
+                }
+                ssh_index += 1;
+                first_ssh_target.get_or_insert_with(|| target.clone());
+                let Some(socket) = cx.secrets.ssh_agents.get(id) else {
+                    if *required {
+                        return Err(StepError::msg(format!(
+                            "no SSH agent \"{id}\" forwarded (pass one with --ssh {id}=$SSH_AUTH_SOCK)"
+                        )));
+                    }
+                    continue;
+                };
+                let forward = SocketForward::start(socket, *mode, *uid, *gid)
+                    .map_err(|err| StepError::msg(format!("forwarding SSH agent \"{id}\": {err}")))?;
+                let source = forward.path().to_path_buf();
+                forwards.push(forward);
+                MountSpecKind::Bind { source, readonly: false }
             }
         };
-        mounts.push(MountSpec { target: m.target.clone(), kind });
+        mounts.push(MountSpec { target, kind });
+    }
+    if let Some(sock) = first_ssh_target
+        && !env.iter().any(|kv| kv.starts_with("SSH_AUTH_SOCK="))
+    {
+        env.push(format!("SSH_AUTH_SOCK={sock}"));
     }
     let spec = SandboxSpec {
         rootfs: Rootfs { lower: lowers.clone(), upper: scratch.upper(), work: scratch.work() },
-        process: Process { args: e.args.clone(), env: e.env.clone(), cwd: e.cwd.clone(), user: e.user.clone() },
+        process: Process { args: e.args.clone(), env, cwd: e.cwd.clone(), user: e.user.clone() },
         hostname: cx.hostname.to_string(),
         network: match e.network {
             NetworkMode::None => Network::None,
             NetworkMode::Default | NetworkMode::Host => Network::Host,
+        },
+        security: match e.security {
+            SecurityMode::Sandbox => Security::Sandbox,
+            SecurityMode::Insecure => Security::Insecure,
         },
         mounts,
     };
     let status = strata_runner::run_with(cx.runner, &spec, cx.cancel, &mut |_, data| output(data))
         .map_err(|err| StepError::msg(err.to_string()))?;
     drop(locks);
+    drop(forwards);
     match status {
         ExitStatus::Code(0) => Ok((scratch, lowers)),
         ExitStatus::Code(code) => Err(StepError::msg(format!(

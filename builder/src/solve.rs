@@ -27,7 +27,7 @@ use strata_store::snapshots::Scratch;
 use crate::cache::{CacheRecord, CacheStore, KeyBuilder, Layer};
 use crate::content_cache::PersistedContentCache;
 use crate::copy::{self, CopyOptions, CopySource};
-use crate::exec::{ExecContext, run_exec};
+use crate::exec::{BuildSecrets, ExecContext, run_exec};
 use crate::explain::ExplainStore;
 use crate::export::export_image;
 use crate::fileop::run_file_op;
@@ -130,6 +130,8 @@ pub struct BuildConfig {
     /// What makes this build's steps distinct from other projects' in the same store (the
     /// Dockerfile's path), for `--explain` to find the same step's earlier build.
     pub scope: String,
+    /// `--secret` and `--ssh` sources for RUN mounts (never part of a cache key).
+    pub secrets: Arc<BuildSecrets>,
 }
 
 impl Default for BuildConfig {
@@ -141,6 +143,7 @@ impl Default for BuildConfig {
             runner: RunnerConfig::default(),
             explain: false,
             scope: String::new(),
+            secrets: Arc::default(),
         }
     }
 }
@@ -295,6 +298,7 @@ impl<'a> Builder<'a> {
                     runner: &self.config.runner,
                     cancel: &self.cancel,
                     hostname: &self.config.hostname,
+                    secrets: &self.config.secrets,
                 };
                 run_exec(&cx, e, chain, &values, &mut |data| self.progress.event(step, Event::Output { data }))
             }

@@ -6,6 +6,7 @@
  * they would need to, since the test only runs where the recording was made). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
