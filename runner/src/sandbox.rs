@@ -166,7 +166,9 @@ fn helper(request: &HelperRequest, reporter: &mut Reporter) -> Result<ExitStatus
     // The standard device nodes are made here and bound into /dev; this tmpfs is the one place
     // without `nodev`, and it is not reachable from inside once the old root is detached.
     let devices = request.scratch.join("devices");
-    sys::mount("tmpfs", &devices, "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=755"))
+    // Flags as BuildKit's /dev tmpfs (`rw,nosuid`): the bound nodes, and the masks made from
+    // /dev/null, show them in mountinfo.
+    sys::mount("tmpfs", &devices, "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755"))
         .map_err(ctx(|| "mounting the device tmpfs".into()))?;
     let stub_paths = stubs::find_missing(&root, &mounts::stub_candidates(spec));
 
