@@ -4,7 +4,8 @@
 //! Mount sources are other nodes' results: a root filesystem is mounted as a private overlay
 //! of its layers (writes go to a throw-away upper, so `rw` bind mounts never change the
 //! source), a local source (the build context) is bind-mounted read-only, a cache mount is a
-//! directory kept in the store (`ROOT/cache/mounts/`) that never enters a layer.
+//! directory kept in the store (`ROOT/cache/mounts/`, see `exec/cache_mounts.rs`) that never
+//! enters a layer.
 //!
 //! Secrets and SSH agents come from the build's [`BuildSecrets`] (`--secret`, `--ssh`), never
 //! from the graph: the graph, and so the cache key, holds only their ids. A secret is handed to
@@ -18,22 +19,22 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
 use strata_runner::forward::SocketForward;
 use strata_runner::spec::{MountSpec, MountSpecKind, Network, Process, Rootfs, SandboxSpec, SecretData, Security};
 use strata_runner::{Cancel, ExitStatus, RunnerConfig};
 use strata_store::Store;
-use strata_store::digest::to_hex;
 use strata_store::snapshots::Scratch;
 
 use crate::cache::Layer;
-use crate::graph::{CacheSharing, ExecOp, MountKind, NetworkMode, SecurityMode};
+use crate::exec::cache_mounts::CacheBase;
+use crate::graph::{ExecOp, MountKind, NetworkMode, SecurityMode};
 use crate::layers;
 use crate::solve::{StepError, Value};
+
+mod cache_mounts;
 
 /// What an exec needs from the build.
 pub struct ExecContext<'a> {
@@ -64,11 +65,6 @@ impl fmt::Debug for BuildSecrets {
 /// BuildKit's default target of the `index`-th SSH mount of a step.
 pub fn default_ssh_target(index: usize) -> String {
     format!("/run/buildkit/ssh_agent.{index}")
-}
-
-/// Holds locks of `sharing=locked` cache mounts for the duration of a step.
-struct CacheLock {
-    _file: fs::File,
 }
 
 /// Runs `e` over `root`; returns the scratch directory whose upper holds the changes.
@@ -108,18 +104,49 @@ pub fn run_exec(
                             readonly: *readonly,
                         }
                     }
-                    Value::Local(local) => {
-                        MountSpecKind::Bind { source: confined_join(&local.path, source_path)?, readonly: true }
-                    }
+                    Value::Local(local) => MountSpecKind::Bind {
+                        source: confined_join(&local.path, source_path, "the build context")?,
+                        readonly: true,
+                    },
                 }
             }
-            MountKind::Cache { id, sharing, from, mode, uid, gid, readonly, .. } => {
-                if from.is_some() {
-                    return Err(StepError::msg("RUN --mount=type=cache,from=... is not supported yet"));
+            MountKind::Cache { id, sharing, from, source_path, mode, uid, gid, readonly } => {
+                let from_layers = match from {
+                    Some(node) => {
+                        let value = inputs(*node).ok_or_else(|| StepError::msg("a mount's source was not built"))?;
+                        match value.as_ref() {
+                            Value::Rootfs(chain) => {
+                                Some((chain.clone(), chain.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()))
+                            }
+                            Value::Local(_) => {
+                                return Err(StepError::msg("a cache mount's from= must be a stage or an image"));
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let base = match &from_layers {
+                    Some((_, ids)) => CacheBase::From { layers: ids },
+                    None => CacheBase::Empty { mode: *mode, uid: *uid, gid: *gid },
+                };
+                let instance = cache_mounts::acquire(cx.store, id, &base, *sharing, cx.cancel)?;
+                let dir = instance.dir.clone();
+                locks.push(instance);
+                match from_layers {
+                    Some((chain, _)) => MountSpecKind::Overlay {
+                        rootfs: Rootfs {
+                            lower: layers::snapshots(cx.store, &chain).map_err(StepError::other)?,
+                            upper: dir.join("upper"),
+                            work: dir.join("work"),
+                        },
+                        subpath: source_path.clone(),
+                        readonly: *readonly,
+                    },
+                    None => MountSpecKind::Bind {
+                        source: confined_join(&dir, source_path, "its cache")?,
+                        readonly: *readonly,
+                    },
                 }
-                let (dir, lock) = cache_mount_dir(cx.store, id, *sharing, *mode, *uid, *gid)?;
-                locks.extend(lock);
-                MountSpecKind::Bind { source: dir, readonly: *readonly }
             }
             MountKind::Tmpfs { size } => MountSpecKind::Tmpfs { size: *size, mode: 0o1777 },
             MountKind::Secret { id, env: env_name, required, mode, uid, gid } => {
@@ -201,9 +228,9 @@ pub fn run_exec(
     }
 }
 
-/// `base/rel` without leaving `base`: `..` components cannot climb above it and the result,
-/// with symlinks resolved, must stay inside.
-fn confined_join(base: &Path, rel: &str) -> Result<PathBuf, StepError> {
+/// `base/rel` without leaving `base` (`what` names it in errors): `..` components cannot climb
+/// above it and the result, with symlinks resolved, must stay inside.
+fn confined_join(base: &Path, rel: &str, what: &str) -> Result<PathBuf, StepError> {
     let mut out = base.to_path_buf();
     for c in Path::new(rel).components() {
         match c {
@@ -215,46 +242,9 @@ fn confined_join(base: &Path, rel: &str) -> Result<PathBuf, StepError> {
         }
     }
     let real = out.canonicalize().map_err(StepError::io(format!("mount source {rel}")))?;
-    let real_base = base.canonicalize().map_err(StepError::io("the build context"))?;
+    let real_base = base.canonicalize().map_err(StepError::io(what))?;
     if !real.starts_with(&real_base) {
-        return Err(StepError::msg(format!("mount source {rel} points outside the build context")));
+        return Err(StepError::msg(format!("mount source {rel} points outside {what}")));
     }
     Ok(real)
-}
-
-/// The directory of cache mount `id`, created on first use with the requested owner and mode.
-fn cache_mount_dir(
-    store: &Store,
-    id: &str,
-    sharing: CacheSharing,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<(PathBuf, Option<CacheLock>), StepError> {
-    let name = to_hex(&Sha256::digest(id.as_bytes()));
-    let base = store.cache_dir().join("mounts");
-    let dir = base.join(&name);
-    if !dir.exists() {
-        fs::create_dir_all(&base).map_err(StepError::io("creating the cache mount directory"))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".new-")
-            .tempdir_in(&base)
-            .map_err(StepError::io("creating a cache mount"))?
-            .keep();
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(StepError::io("cache mount mode"))?;
-        chown(&tmp, Some(uid), Some(gid)).map_err(StepError::io("cache mount owner"))?;
-        if fs::rename(&tmp, &dir).is_err() {
-            // Another step created it first.
-            let _ = fs::remove_dir(&tmp);
-        }
-    }
-    let lock = if sharing == CacheSharing::Locked {
-        let file = fs::File::create(base.join(format!("{name}.lock"))).map_err(StepError::io("cache mount lock"))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| StepError::msg(format!("locking cache mount {id}: {e}")))?;
-        Some(CacheLock { _file: file })
-    } else {
-        None
-    };
-    Ok((dir, lock))
 }
