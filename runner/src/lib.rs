@@ -24,6 +24,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod stubs;
 mod sys;
+pub mod userns;
 pub mod users;
 
 pub use error::RunError;

@@ -322,7 +322,15 @@ fn apply_step(root: &Path, step: &Step, scratch: &Path, i: usize) -> Result<(), 
             match &m.source {
                 Source::Fs { fstype } => {
                     make_dir(&target)?;
-                    sys::mount(fstype, &target, fstype, m.flags, m.data.as_deref()).map_err(ctx(what))?;
+                    match sys::mount(fstype, &target, fstype, m.flags, m.data.as_deref()) {
+                        // Rootless without a network namespace of our own, sysfs cannot be
+                        // mounted: bind the host's, read-only (what rootless runc does).
+                        Err(e) if *fstype == "sysfs" && e.raw_os_error() == Some(nix::libc::EPERM) => {
+                            sys::bind(Path::new("/sys"), &target, true).map_err(ctx(what))?;
+                            sys::remount_bind(&target, m.flags).map_err(ctx(what))?;
+                        }
+                        other => other.map_err(ctx(what))?,
+                    }
                 }
                 Source::Bind { path, recursive } => {
                     make_mount_point(&target, path.is_dir())?;
