@@ -381,6 +381,50 @@ mod tests {
     }
 
     #[test]
+    fn sandboxed_mounts_are_nodev_insecure_ones_not() {
+        let bind =
+            MountSpec { target: "/b".into(), kind: MountSpecKind::Bind { source: "/h".into(), readonly: false } };
+        let secret = MountSpec {
+            target: "/run/secrets/s".into(),
+            kind: MountSpecKind::Secret { data: SecretData(b"v".to_vec()), mode: 0o400, uid: 0, gid: 0 },
+        };
+        let host = HostFiles { loop_devices: vec!["/dev/loop0".into()], ..Default::default() };
+        let find = |plan: &MountPlan, target: &str| {
+            plan.steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::Mount(m) if m.target == target => Some(m.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let sandboxed = plan(&spec(vec![bind.clone(), secret.clone()]), &host);
+        assert!(find(&sandboxed, "/dev").flags.contains(MsFlags::MS_NODEV));
+        assert!(find(&sandboxed, "/b").flags.contains(MsFlags::MS_NODEV));
+        assert!(find(&sandboxed, "/sys").flags.contains(MsFlags::MS_RDONLY));
+        let s = find(&sandboxed, "/run/secrets/s");
+        assert!(s.readonly && s.flags.contains(NOSUID | NODEV | NOEXEC));
+        assert!(!sandboxed.steps.iter().any(|s| matches!(s, Step::HostDevice { .. })));
+
+        let mut insecure = spec(vec![bind, secret]);
+        insecure.security = Security::Insecure;
+        let insecure = plan(&insecure, &host);
+        assert!(!find(&insecure, "/dev").flags.contains(MsFlags::MS_NODEV));
+        assert!(!find(&insecure, "/b").flags.contains(MsFlags::MS_NODEV));
+        assert!(!find(&insecure, "/sys").flags.contains(MsFlags::MS_RDONLY));
+        assert!(insecure.after_pivot.is_empty(), "no masks");
+        let host_devices: Vec<&str> = insecure
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::HostDevice { path } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(host_devices.contains(&"/dev/fuse") && host_devices.contains(&"/dev/loop0"), "{host_devices:?}");
+    }
+
+    #[test]
     fn stubs_are_resolv_hosts_and_mount_targets() {
         let mounts = vec![MountSpec { target: "/a/b".into(), kind: MountSpecKind::Tmpfs { size: None, mode: 0o755 } }];
         assert_eq!(stub_candidates(&spec(mounts)), ["/etc/resolv.conf", "/etc/hosts", "/a/b"]);
