@@ -6,6 +6,7 @@ mod cache_flags;
 mod cli;
 mod commands;
 mod resolver;
+mod secrets;
 mod signals;
 
 use std::path::PathBuf;
@@ -21,7 +22,23 @@ fn main() -> ExitCode {
     // Before anything else (and before any thread exists): when re-executed as a sandbox
     // helper, become the sandbox and never return.
     strata_runner::maybe_run_sandbox();
+    // The rootless child: become root of its user namespace before anything else runs.
+    if let Err(e) = strata_runner::userns::enter_if_child() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
+    // A non-root user's strata works inside a user namespace of its own (rootless): every
+    // command that touches the store, since snapshots hold files of other owners.
+    if !rustix::process::geteuid().is_root() && !matches!(cli.command, Command::Debug(_)) {
+        return match strata_runner::userns::run_in_user_namespace() {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
@@ -67,7 +84,7 @@ fn run(cli: Cli) -> Result<i32> {
 /// Mounts made from here on are private to this process and vanish with it, even on SIGKILL.
 fn enter_private_mount_namespace() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
-        anyhow::bail!("strata needs root to build and run images for now (rootless mode is not supported yet)");
+        anyhow::bail!("strata needs root, or a user namespace of its own (rootless: newuidmap and /etc/subuid)");
     }
     strata_runner::enter_private_mount_namespace().context("entering a private mount namespace")
 }
@@ -87,7 +104,7 @@ fn store_root(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(x).join("strata"));
     }
-    if rustix::process::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() && !strata_runner::userns::is_rootless_child() {
         return Ok(PathBuf::from("/var/lib/strata"));
     }
     let home = std::env::var_os("HOME").context("neither --root, STRATA_ROOT, XDG_DATA_HOME nor HOME is set")?;

@@ -27,7 +27,7 @@ use strata_store::snapshots::Scratch;
 use crate::cache::{CacheRecord, CacheStore, KeyBuilder, Layer};
 use crate::content_cache::PersistedContentCache;
 use crate::copy::{self, CopyOptions, CopySource};
-use crate::exec::{ExecContext, run_exec};
+use crate::exec::{BuildSecrets, ExecContext, run_exec};
 use crate::explain::ExplainStore;
 use crate::export::export_image;
 use crate::fileop::run_file_op;
@@ -154,6 +154,8 @@ pub struct BuildConfig {
     /// adds, instead of the layers' times (as BuildKit's `SOURCE_DATE_EPOCH`): identical layers
     /// then give an identical image digest whenever they were made.
     pub epoch: Option<String>,
+    /// `--secret` and `--ssh` sources for RUN mounts (never part of a cache key).
+    pub secrets: Arc<BuildSecrets>,
 }
 
 impl Default for BuildConfig {
@@ -166,6 +168,7 @@ impl Default for BuildConfig {
             explain: false,
             scope: String::new(),
             epoch: None,
+            secrets: Arc::default(),
         }
     }
 }
@@ -333,6 +336,7 @@ impl<'a> Builder<'a> {
                     runner: &self.config.runner,
                     cancel: &self.cancel,
                     hostname: &self.config.hostname,
+                    secrets: &self.config.secrets,
                 };
                 run_exec(&cx, e, chain, &values, &mut |data| self.progress.event(step, Event::Output { data }))
             }

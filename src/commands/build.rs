@@ -33,10 +33,8 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 9] = [
+    let flags: [(&str, bool); 7] = [
         ("--check", a.check),
-        ("--secret", !a.secret.is_empty()),
-        ("--ssh", !a.ssh.is_empty()),
         ("--output/-o", !a.output.is_empty()),
         ("--metadata-file", a.metadata_file.is_some()),
         ("--squash", a.squash),
@@ -81,6 +79,7 @@ fn progress_sink(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
 
 pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     refuse_unsupported(a)?;
+    let secrets = crate::secrets::parse(&a.secret, &a.ssh, &|k| std::env::var(k).ok())?;
     let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
     if !context.is_dir() {
         bail!("build context {} is not a directory", a.context.display());
@@ -149,6 +148,7 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         config.jobs = j.max(1);
     }
     config.explain = a.explain;
+    config.secrets = Arc::new(secrets);
     config.scope = dockerfile.canonicalize().unwrap_or(dockerfile.clone()).display().to_string();
     let mut builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -202,7 +202,15 @@ impl Sandbox for BuildSandbox<'_> {
                 })
                 .collect(),
         };
-        let cx = ExecContext { store: self.store, runner: &self.runner, cancel: &self.cancel, hostname: "buildpacks" };
+        // Buildpacks get no --secret/--ssh sources.
+        let secrets = strata_builder::exec::BuildSecrets::default();
+        let cx = ExecContext {
+            store: self.store,
+            runner: &self.runner,
+            cancel: &self.cancel,
+            hostname: "buildpacks",
+            secrets: &secrets,
+        };
         let status = run_process(&cx, &e, &self.chain, &mut |data| self.progress.event(step, Event::Output { data }));
         match status {
             Ok(s) => {

@@ -75,6 +75,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
             Some("none") => Network::None,
             Some(other) => bail!("unsupported --network {other:?} (host or none)"),
         },
+        security: strata_runner::spec::Security::Sandbox,
         mounts: Vec::new(),
     };
     let cancel = Cancel::new();

@@ -515,9 +515,7 @@ impl Stage<'_, '_> {
             },
             MountType::Tmpfs => MountKind::Tmpfs { size: m.size },
             MountType::Secret | MountType::Ssh => {
-                return Err(self
-                    .err(ins, "RUN --mount=type=secret and type=ssh are not supported yet")
-                    .with_hint(Some("secrets and SSH forwarding come with the sandbox work (issue 5)".into())));
+                return super::mounts::secret_or_ssh(&m).map_err(|e| self.err(ins, e));
             }
         };
         Ok(Mount { target, kind })
