@@ -11,5 +11,7 @@ pub mod convert;
 pub mod diagnostic;
 pub mod dockerignore;
 pub mod instructions;
+pub mod lint;
 pub mod parser;
 pub mod shell;
+pub mod suggest;
