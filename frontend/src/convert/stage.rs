@@ -49,7 +49,7 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
     let base = decl.base.clone();
     let name = decl.name.clone();
     if let Some(p) = &decl.platform {
-        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.error(from.start, e.to_string()))?;
+        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.expand_error(&from, &e))?;
         if expanded != t.opts.target_platform.to_spec() && expanded != t.opts.build_platform.to_spec() {
             return Err(t
                 .error(
@@ -147,11 +147,11 @@ impl Stage<'_, '_> {
     }
 
     fn expand(&self, ins: &Instruction, word: &str) -> Result<String, Diagnostic> {
-        self.t.lexer.process_word(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_word(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn expand_words(&self, ins: &Instruction, word: &str) -> Result<Vec<String>, Diagnostic> {
-        self.t.lexer.process_words(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_words(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn history(&mut self, created_by: String, layer: bool) {
@@ -642,7 +642,7 @@ impl Stage<'_, '_> {
     fn expand_heredoc(&self, ins: &Instruction, h: &Heredoc) -> Result<String, Diagnostic> {
         let mut lexer = crate::shell::Lexer::new('\\');
         lexer.skip_process_quotes = true;
-        lexer.process_word(&h.content, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        lexer.process_word(&h.content, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn workdir_instr(&mut self, ins: &Instruction, w: &str, onbuild: bool) -> Result<(), Diagnostic> {
