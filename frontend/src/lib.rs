@@ -10,6 +10,7 @@ pub mod ast;
 pub mod convert;
 pub mod diagnostic;
 pub mod dockerignore;
+pub mod fuzzing;
 pub mod instructions;
 pub mod lint;
 pub mod parser;
