@@ -18,8 +18,43 @@ pub struct InstructionError {
     pub hint: Option<String>,
 }
 
+/// An error about an instruction's form; the hint shows the form it takes.
 fn err(ins: &Instruction, message: impl Into<String>) -> InstructionError {
-    InstructionError { pos: ins.start, message: message.into(), hint: None }
+    InstructionError {
+        pos: ins.start,
+        message: message.into(),
+        hint: usage(&ins.keyword).map(|u| format!("usage: {u}")),
+    }
+}
+
+/// An error about one flag, with what to write instead.
+fn flag_err(ins: &Instruction, message: String, hint: String) -> InstructionError {
+    InstructionError { pos: ins.start, message, hint: Some(hint) }
+}
+
+/// The synopsis of an instruction, as the Dockerfile reference gives it.
+pub fn usage(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "from" => "FROM [--platform=<platform>] <image> [AS <name>]",
+        "arg" => "ARG <name>[=<default value>] ...",
+        "env" => "ENV <key>=<value> ...",
+        "label" => "LABEL <key>=<value> ...",
+        "run" => "RUN [--mount=...] [--network=...] <command>, or RUN [\"executable\", \"param\", ...]",
+        "cmd" => "CMD [\"executable\", \"param\", ...], or CMD <command>",
+        "entrypoint" => "ENTRYPOINT [\"executable\", \"param\", ...], or ENTRYPOINT <command>",
+        "copy" => "COPY [--from=<stage>] [--chown=<user>:<group>] [--chmod=<mode>] [--link] <src> ... <dest>",
+        "add" => "ADD [--chown=<user>:<group>] [--chmod=<mode>] [--link] <src> ... <dest>",
+        "workdir" => "WORKDIR /path/to/workdir",
+        "user" => "USER <user>[:<group>]",
+        "expose" => "EXPOSE <port>[/<protocol>] ...",
+        "volume" => "VOLUME /path ..., or VOLUME [\"/path\", ...]",
+        "stopsignal" => "STOPSIGNAL <signal>",
+        "healthcheck" => "HEALTHCHECK [--interval=<duration>] ... CMD <command>, or HEALTHCHECK NONE",
+        "shell" => "SHELL [\"executable\", \"parameters\"]",
+        "onbuild" => "ONBUILD <INSTRUCTION>",
+        "maintainer" => "MAINTAINER <name> (deprecated: LABEL org.opencontainers.image.authors=<name>)",
+        _ => return None,
+    })
 }
 
 /// A command line as RUN, CMD, ENTRYPOINT and HEALTHCHECK take it.
@@ -157,12 +192,18 @@ impl<'a> Flags<'a> {
         let mut out = None;
         for (n, v, used) in self.parsed.iter_mut().filter(|(n, ..)| n == name) {
             if out.is_some() {
-                return Err(err(self.ins, format!("duplicate flag specified: {n}")));
+                return Err(flag_err(self.ins, format!("duplicate flag specified: {n}"), format!("give --{n} once")));
             }
             *used = true;
             match v {
                 Some(v) => out = Some(v.clone()),
-                None => return Err(err(self.ins, format!("missing a value on flag: {n}"))),
+                None => {
+                    return Err(flag_err(
+                        self.ins,
+                        format!("missing a value on flag: {n}"),
+                        format!("write --{n}=VALUE"),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -176,7 +217,13 @@ impl<'a> Flags<'a> {
             *used = true;
             match v {
                 Some(v) => out.push(v.clone()),
-                None => return Err(err(self.ins, format!("missing a value on flag: {n}"))),
+                None => {
+                    return Err(flag_err(
+                        self.ins,
+                        format!("missing a value on flag: {n}"),
+                        format!("write --{n}=VALUE"),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -191,7 +238,11 @@ impl<'a> Flags<'a> {
                 None | Some("true") | Some("") => true,
                 Some("false") => false,
                 Some(other) => {
-                    return Err(err(self.ins, format!("expecting boolean value for flag {n}, not: {other}")));
+                    return Err(flag_err(
+                        self.ins,
+                        format!("expecting boolean value for flag {n}, not: {other}"),
+                        format!("write --{n}, --{n}=true or --{n}=false"),
+                    ));
                 }
             };
         }
@@ -397,7 +448,7 @@ fn check_stage_name(ins: &Instruction, name: &str) -> Result<String, Instruction
             message: format!(
                 "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
             ),
-            hint: None,
+            hint: Some("a stage name starts with a letter and has only letters, digits, `-`, `_` and `.`".into()),
         });
     }
     Ok(lower)
@@ -507,6 +558,21 @@ mod tests {
         // A continuation line whose `\` went missing.
         let e = parse_command(&ins("&&", &[], &["apt-get", "clean"], false)).unwrap_err();
         assert!(e.hint.unwrap().contains("end that line with the escape character"));
+    }
+
+    #[test]
+    fn malformed_instructions_show_their_form() {
+        let e = parse_command(&ins("from", &[], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("usage: FROM [--platform=<platform>] <image> [AS <name>]"));
+        let e = parse_command(&ins("shell", &[], &["/bin/sh -c"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("usage: SHELL [\"executable\", \"parameters\"]"));
+        let e = parse_command(&ins("copy", &["--chown"], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("write --chown=VALUE"));
+        let e = parse_command(&ins("from", &[], &["a", "as", "1x"], false)).unwrap_err();
+        assert!(e.hint.unwrap().starts_with("a stage name starts with a letter"));
+        for k in KEYWORDS {
+            assert!(usage(k).is_some_and(|u| u.starts_with(&k.to_uppercase())), "{k}");
+        }
     }
 
     #[test]

@@ -226,9 +226,10 @@ impl Stage<'_, '_> {
                 let mut ports = BTreeSet::new();
                 for w in words {
                     for word in self.expand_words(ins, w)? {
-                        for p in values::expose_ports(&word).map_err(|e| self.err(ins, e))? {
-                            ports.insert(p);
-                        }
+                        let hint = "ports are PORT[/tcp|udp|sctp] or a range START-END[/PROTO]";
+                        let spec =
+                            values::expose_ports(&word).map_err(|e| self.err(ins, e).with_hint(Some(hint.into())))?;
+                        ports.extend(spec);
                     }
                 }
                 let exposed = self.config.config.exposed_ports.get_or_insert_with(Default::default);
@@ -256,7 +257,10 @@ impl Stage<'_, '_> {
             }
             Command::StopSignal(s) => {
                 let sig = self.expand(ins, s)?;
-                values::check_signal(&sig).map_err(|e| self.err(ins, e))?;
+                values::check_signal(&sig).map_err(|e| {
+                    self.err(ins, e)
+                        .with_hint(Some("a signal is a name (SIGTERM, TERM) or a number from 1 to 64".into()))
+                })?;
                 self.history(format!("STOPSIGNAL {sig}"), false);
                 self.config.config.stop_signal = sig;
                 Ok(())
@@ -439,7 +443,11 @@ impl Stage<'_, '_> {
                 }
                 NetworkMode::Host
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported network mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported network mode \"{other}\""))
+                    .with_hint(Some("--network takes default, none or host".into())));
+            }
         };
         let security = match security {
             None | Some("sandbox") => SecurityMode::Sandbox,
@@ -451,7 +459,11 @@ impl Stage<'_, '_> {
                 }
                 SecurityMode::Insecure
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported security mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported security mode \"{other}\""))
+                    .with_hint(Some("--security takes sandbox or insecure".into())));
+            }
         };
 
         // The process sees the stage environment (ENV and valued ARGs) plus proxy build args.
@@ -669,7 +681,10 @@ impl Stage<'_, '_> {
             HealthcheckCommand::Check { test, interval, timeout, start_period, start_interval, retries } => {
                 let dur = |flag: &str, v: &Option<String>| -> Result<i64, Diagnostic> {
                     let Some(v) = v else { return Ok(0) };
-                    let ns = parse_duration(v).map_err(|e| self.err(ins, format!("--{flag}: {e}")))?;
+                    let ns = parse_duration(v).map_err(|e| {
+                        self.err(ins, format!("--{flag}: {e}"))
+                            .with_hint(Some("a duration is a number with a unit: 30s, 1m30s, 500ms".into()))
+                    })?;
                     if ns != 0 && ns < 1_000_000 {
                         return Err(self.err(ins, format!("Interval \"{flag}\" cannot be less than 1ms")));
                     }
