@@ -492,7 +492,14 @@ impl Linter<'_, '_> {
             },
             None => self.opts.target_platform.clone(),
         };
-        let Ok(image) = resolver.resolve(&st.base, &expected) else { return BaseInfo::default() };
+        // The translation resolves every base for the target platform (it builds no other), so
+        // the checks ask for the same image and nothing else: resolving may pull a manifest and
+        // name it in the store, which must not happen for an image the build will never use.
+        let target = &self.opts.target_platform;
+        if expected.os != target.os || expected.architecture != target.architecture {
+            return BaseInfo::default();
+        }
+        let Ok(image) = resolver.resolve(&st.base, target) else { return BaseInfo::default() };
         let actual = image.config.platform();
         // BuildKit's validateBaseImagePlatform: os and architecture only.
         if actual.os != expected.os || actual.architecture != expected.architecture {
