@@ -445,7 +445,8 @@ impl<'a> Translator<'a> {
                 }
                 (None, None) => None,
             };
-            self.error(ins.start, format!("{reference}: {e}")).with_hint(hint)
+            let pos = self.locate(ins, reference).unwrap_or(ins.start);
+            self.error(pos, format!("{reference}: {e}")).with_hint(hint)
         })?;
         let op = Op::Image(strata_builder::graph::ImageSource {
             reference: resolved.name.clone(),

@@ -239,7 +239,8 @@ fn errors_suggest_what_was_meant() {
     assert_eq!(e.hint.as_deref(), Some("did you mean the stage build? (stages are: build)"), "{e}");
     let e = translate("FROM 127.0.0.1:5000/busybox:latest AS build\nFROM scratch\nCOPY --from=biuld /a /b\n", &[])
         .unwrap_err();
-    assert_eq!((e.pos.line, e.hint.as_deref()), (3, Some("did you mean the stage build? (stages are: build)")), "{e}");
+    assert_eq!((e.pos.line, e.pos.column), (3, 13), "points at the name: {e}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean the stage build? (stages are: build)"), "{e}");
 
     // An ARG used in FROM but never declared.
     let e = translate("FROM 127.0.0.1:5000/busybox:${VERSION}x\n", &[]).unwrap_err();
