@@ -59,7 +59,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Build(a) => {
             enter_private_mount_namespace()?;
-            done(commands::build::build(&open()?, &a))
+            commands::build::build(&open()?, &a)
         }
         Command::Run(a) => {
             enter_private_mount_namespace()?;

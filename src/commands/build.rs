@@ -10,6 +10,7 @@ use strata_builder::progress::{JsonProgress, NoProgress, PlainProgress, Progress
 use strata_builder::{BuildConfig, Builder};
 use strata_frontend::convert::{ContextDir, ConvertOptions, convert};
 use strata_frontend::dockerignore::{IgnoreMatcher, ignore_file_for};
+use strata_frontend::lint::{self, LintOptions};
 use strata_store::Store;
 use strata_store::oci::Platform;
 use strata_store::reference::Reference;
@@ -33,8 +34,7 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 7] = [
-        ("--check", a.check),
+    let flags: [(&str, bool); 6] = [
         ("--output/-o", !a.output.is_empty()),
         ("--metadata-file", a.metadata_file.is_some()),
         ("--squash", a.squash),
@@ -77,7 +77,9 @@ fn progress_sink(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
     }
 }
 
-pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
+/// Builds (or with `--check`, only checks); returns the exit status: `--check` exits 1 when
+/// it finds something, as `docker buildx build --check` does.
+pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     refuse_unsupported(a)?;
     let secrets = crate::secrets::parse(&a.secret, &a.ssh, &|k| std::env::var(k).ok())?;
     let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
@@ -91,23 +93,21 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         }
         let progress = progress_sink(a.progress, a.quiet);
         let image = crate::commands::buildpacks::build(store, a, progress.as_ref())?;
-        return crate::commands::buildpacks::finish(store, a, &image, progress.as_ref());
+        return crate::commands::buildpacks::finish(store, a, &image, progress.as_ref()).map(|()| 0);
     }
     let dockerfile: PathBuf = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
     let source = std::fs::read(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
     let file_name = display_name(&dockerfile);
     let df = strata_frontend::parser::parse_bytes(&source, &file_name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &df.warnings {
-        eprintln!("warning: {file_name}:{}: {}", w.pos.line, w.message);
-    }
-    let filter = match ignore_file_for(&context, &dockerfile) {
+    let ignore = match ignore_file_for(&context, &dockerfile) {
         Some(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let m = IgnoreMatcher::from_dockerignore(&text).with_context(|| format!("in {}", path.display()))?;
-            Some(Arc::new(m) as Arc<dyn strata_builder::graph::PathFilter>)
+            Some(Arc::new(m))
         }
         None => None,
     };
+    let filter = ignore.clone().map(|m| m as Arc<dyn strata_builder::graph::PathFilter>);
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?);
@@ -133,6 +133,36 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         no_cache_filter: a.no_cache_filter.clone(),
         allow: a.allow.clone(),
     };
+    let text = String::from_utf8_lossy(&source);
+    let report = lint::check(
+        &df,
+        &LintOptions {
+            file_name: file_name.clone(),
+            source: &text,
+            build_args: opts.build_args.clone(),
+            target: a.target.clone(),
+            all_stages: a.check && a.target.is_none(),
+            target_platform: opts.target_platform.clone(),
+            build_platform: opts.build_platform.clone(),
+            ignore: ignore.as_deref(),
+            resolver: Some(&resolver),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.check {
+        // Like `docker buildx build --check`: the report on stdout, the build translated (to
+        // find its errors) but not run, exit 1 if anything was found.
+        print!("{}", lint::render::check_output(&report, &file_name, &text));
+        if let Some(e) = &report.error {
+            bail!("{e}");
+        }
+        convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(i32::from(!report.warnings.is_empty()));
+    }
+    eprint!("{}", lint::render::summary(&report));
+    if let Some(e) = &report.error {
+        bail!("{e}");
+    }
     let mut plan = convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -207,7 +237,7 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     if a.quiet {
         println!("{id}");
     }
-    Ok(())
+    Ok(0)
 }
 
 /// The `--explain` summary: one line per step, and for a miss the reasons.

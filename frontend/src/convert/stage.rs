@@ -49,7 +49,7 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
     let base = decl.base.clone();
     let name = decl.name.clone();
     if let Some(p) = &decl.platform {
-        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.error(from.start, e.to_string()))?;
+        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.expand_error(&from, &e))?;
         if expanded != t.opts.target_platform.to_spec() && expanded != t.opts.build_platform.to_spec() {
             return Err(t
                 .error(
@@ -147,11 +147,11 @@ impl Stage<'_, '_> {
     }
 
     fn expand(&self, ins: &Instruction, word: &str) -> Result<String, Diagnostic> {
-        self.t.lexer.process_word(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_word(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn expand_words(&self, ins: &Instruction, word: &str) -> Result<Vec<String>, Diagnostic> {
-        self.t.lexer.process_words(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_words(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn history(&mut self, created_by: String, layer: bool) {
@@ -226,9 +226,10 @@ impl Stage<'_, '_> {
                 let mut ports = BTreeSet::new();
                 for w in words {
                     for word in self.expand_words(ins, w)? {
-                        for p in values::expose_ports(&word).map_err(|e| self.err(ins, e))? {
-                            ports.insert(p);
-                        }
+                        let hint = "ports are PORT[/tcp|udp|sctp] or a range START-END[/PROTO]";
+                        let spec =
+                            values::expose_ports(&word).map_err(|e| self.err(ins, e).with_hint(Some(hint.into())))?;
+                        ports.extend(spec);
                     }
                 }
                 let exposed = self.config.config.exposed_ports.get_or_insert_with(Default::default);
@@ -256,7 +257,10 @@ impl Stage<'_, '_> {
             }
             Command::StopSignal(s) => {
                 let sig = self.expand(ins, s)?;
-                values::check_signal(&sig).map_err(|e| self.err(ins, e))?;
+                values::check_signal(&sig).map_err(|e| {
+                    self.err(ins, e)
+                        .with_hint(Some("a signal is a name (SIGTERM, TERM) or a number from 1 to 64".into()))
+                })?;
                 self.history(format!("STOPSIGNAL {sig}"), false);
                 self.config.config.stop_signal = sig;
                 Ok(())
@@ -439,7 +443,11 @@ impl Stage<'_, '_> {
                 }
                 NetworkMode::Host
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported network mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported network mode \"{other}\""))
+                    .with_hint(Some("--network takes default, none or host".into())));
+            }
         };
         let security = match security {
             None | Some("sandbox") => SecurityMode::Sandbox,
@@ -451,7 +459,11 @@ impl Stage<'_, '_> {
                 }
                 SecurityMode::Insecure
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported security mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported security mode \"{other}\""))
+                    .with_hint(Some("--security takes sandbox or insecure".into())));
+            }
         };
 
         // The process sees the stage environment (ENV and valued ARGs) plus proxy build args.
@@ -640,7 +652,7 @@ impl Stage<'_, '_> {
     fn expand_heredoc(&self, ins: &Instruction, h: &Heredoc) -> Result<String, Diagnostic> {
         let mut lexer = crate::shell::Lexer::new('\\');
         lexer.skip_process_quotes = true;
-        lexer.process_word(&h.content, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        lexer.process_word(&h.content, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn workdir_instr(&mut self, ins: &Instruction, w: &str, onbuild: bool) -> Result<(), Diagnostic> {
@@ -667,7 +679,10 @@ impl Stage<'_, '_> {
             HealthcheckCommand::Check { test, interval, timeout, start_period, start_interval, retries } => {
                 let dur = |flag: &str, v: &Option<String>| -> Result<i64, Diagnostic> {
                     let Some(v) = v else { return Ok(0) };
-                    let ns = parse_duration(v).map_err(|e| self.err(ins, format!("--{flag}: {e}")))?;
+                    let ns = parse_duration(v).map_err(|e| {
+                        self.err(ins, format!("--{flag}: {e}"))
+                            .with_hint(Some("a duration is a number with a unit: 30s, 1m30s, 500ms".into()))
+                    })?;
                     if ns != 0 && ns < 1_000_000 {
                         return Err(self.err(ins, format!("Interval \"{flag}\" cannot be less than 1ms")));
                     }
