@@ -79,12 +79,15 @@ fn missing_copy_source_is_a_clear_error() {
 fn unsupported_flags_are_refused() {
     let env = Env::new();
     let ctx = env.context("flags", &[("Dockerfile", "FROM {BASE}\nRUN echo ran > /ran\n")]);
-    let cache = format!("type=local,dest={}", env.path("cache").display());
+    let meta = env.path("meta.json").display().to_string();
     let out = format!("type=local,dest={}", env.path("out").display());
-    for extra in [["--cache-to", cache.as_str()], ["-o", out.as_str()]] {
+    for extra in [["--metadata-file", meta.as_str()], ["-o", out.as_str()]] {
         let r = env.build(&ctx, "flags:1", &extra).fails();
         assert!(r.stderr.contains("not supported yet"), "{r}");
-        assert!(r.stderr.contains(if extra[0] == "-o" { "--output" } else { "--cache-to" }), "names the flag:\n{r}");
+        assert!(
+            r.stderr.contains(if extra[0] == "-o" { "--output" } else { "--metadata-file" }),
+            "names the flag:\n{r}"
+        );
         assert!(plain_steps(&r.stderr).is_empty(), "nothing is built:\n{r}");
     }
     assert!(!env.path("out").exists());

@@ -38,6 +38,8 @@ use crate::solve::{StepError, Value};
 
 mod cache_mounts;
 
+pub use cache_mounts::primary_dir as cache_mount_dir;
+
 /// What an exec needs from the build.
 pub struct ExecContext<'a> {
     pub store: &'a Store,

@@ -70,10 +70,17 @@ pub struct ExportedRecord {
     pub layer: Layer,
 }
 
-/// The contents of one cache mount, as a layer blob.
+/// The contents of one cache mount, as a layer blob. A cache is identified by its id and the
+/// mode and owner it is created with (as in BuildKit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedMount {
     pub id: String,
+    #[serde(default)]
+    pub mode: u32,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
     pub diff_id: Digest,
     pub blob: Descriptor,
 }
@@ -183,18 +190,12 @@ impl CacheRemote for RegistryRemote {
     }
 }
 
-/// The directory of cache mount `id` in a store (shared with the exec step's naming).
-pub fn cache_mount_path(store: &Store, id: &str) -> PathBuf {
-    use sha2::{Digest as _, Sha256};
-    store.cache_dir().join("mounts").join(strata_store::digest::to_hex(&Sha256::digest(id.as_bytes())))
-}
-
 /// Exports `records` (and the cache mounts `mount_ids`, if any) to `remote`.
 pub fn export(
     store: &Store,
     remote: &dyn CacheRemote,
     records: &[(Digest, CacheRecord)],
-    mount_ids: &[String],
+    mounts: &[CacheMountId],
 ) -> Result<Descriptor, RemoteCacheError> {
     let fail = |message: String| RemoteCacheError { place: remote.place(), message };
     let mut config = CacheConfig { version: 1, ..CacheConfig::default() };
@@ -209,8 +210,9 @@ pub fn export(
             blobs.push(record.layer.blob.clone());
         }
     }
-    for id in mount_ids {
-        let dir = cache_mount_path(store, id);
+    for m in mounts {
+        let CacheMountId { id, mode, uid, gid } = m;
+        let dir = crate::exec::cache_mount_dir(store, id, *mode, *uid, *gid);
         if !dir.is_dir() {
             continue;
         }
@@ -219,7 +221,14 @@ pub fn export(
         if seen.insert(blob.descriptor.digest.clone()) {
             blobs.push(blob.descriptor.clone());
         }
-        config.mounts.push(ExportedMount { id: id.clone(), diff_id: blob.diff_id, blob: blob.descriptor });
+        config.mounts.push(ExportedMount {
+            id: id.clone(),
+            mode: *mode,
+            uid: *uid,
+            gid: *gid,
+            diff_id: blob.diff_id,
+            blob: blob.descriptor,
+        });
     }
     for b in &blobs {
         remote.put_blob(b, store).map_err(|e| fail(format!("uploading {}: {e}", b.digest)))?;
@@ -240,6 +249,15 @@ pub fn export(
     let bytes = oci::to_canonical_json(&manifest);
     remote.put_manifest(&bytes).map_err(|e| fail(format!("storing the cache manifest: {e}")))?;
     Ok(Descriptor::new(media::OCI_MANIFEST, Digest::of(&bytes), bytes.len() as u64))
+}
+
+/// A cache mount to export: its id and the mode and owner it is created with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CacheMountId {
+    pub id: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A cache read at the start of a build, consulted on local misses.
@@ -295,7 +313,7 @@ impl ImportedCache {
     pub fn seed_mounts(&self, store: &Store) -> Result<usize, RemoteCacheError> {
         let mut seeded = 0;
         for m in &self.mounts {
-            let dir = cache_mount_path(store, &m.id);
+            let dir = crate::exec::cache_mount_dir(store, &m.id, m.mode, m.uid, m.gid);
             if dir.exists() {
                 continue;
             }
@@ -310,6 +328,11 @@ impl ImportedCache {
             if let Some(parent) = dir.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
             }
+            // The directory itself gets the mode and owner the cache is created with.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(scratch.upper(), std::fs::Permissions::from_mode(m.mode))
+                .and_then(|()| std::os::unix::fs::chown(scratch.upper(), Some(m.uid), Some(m.gid)))
+                .map_err(|e| fail(format!("cache mount {}: {e}", m.id)))?;
             // Another build may have created it meanwhile: then it keeps its own.
             if std::fs::rename(scratch.upper(), &dir).is_ok() {
                 seeded += 1;

@@ -34,7 +34,7 @@ use crate::fileop::run_file_op;
 use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
 use crate::layers;
 use crate::progress::{Event, Progress};
-use crate::remote_cache::ImportedCache;
+use crate::remote_cache::{CacheMountId, ImportedCache};
 use crate::scheduler::{Cancel, run_graph};
 
 /// What a node produced.
@@ -397,14 +397,16 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    /// The ids of the cache mounts the target's steps use.
-    pub fn cache_mount_ids(graph: &Graph, target: &Target) -> Vec<String> {
-        let mut ids: Vec<String> = graph
+    /// The cache mounts (without `from=`) the target's steps use.
+    pub fn cache_mount_ids(graph: &Graph, target: &Target) -> Vec<CacheMountId> {
+        let mut ids: Vec<CacheMountId> = graph
             .reachable(&[target.root])
             .into_iter()
             .filter_map(|id| match &graph.node(id).op {
                 Op::Exec(e) => Some(e.mounts.iter().filter_map(|m| match &m.kind {
-                    MountKind::Cache { id, .. } => Some(id.clone()),
+                    MountKind::Cache { id, from: None, mode, uid, gid, .. } => {
+                        Some(CacheMountId { id: id.clone(), mode: *mode, uid: *uid, gid: *gid })
+                    }
                     _ => None,
                 })),
                 _ => None,
@@ -498,9 +500,15 @@ impl<'a> Builder<'a> {
                                 lookup(*source).ok_or_else(|| StepError::msg("a mount source was not built"))?;
                             match input.value.as_ref() {
                                 // A context directory is keyed by the content it mounts.
-                                Value::Local(local) => {
-                                    Some(self.context_digest(local, std::slice::from_ref(source_path))?)
-                                }
+                                Value::Local(local) => Some(
+                                    self.context_digest(local, std::slice::from_ref(source_path)).map_err(|e| {
+                                        StepError::msg(format!(
+                                            "bind mount source {source_path:?} is not in the build context (a \
+                                             symlink resolves inside the context, so one pointing outside the \
+                                             build context finds nothing): {e}"
+                                        ))
+                                    })?,
+                                ),
                                 Value::Rootfs(_) => Some(input.key.to_string()),
                             }
                         }

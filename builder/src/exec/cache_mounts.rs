@@ -73,6 +73,13 @@ fn cache_key(id: &str, base: &CacheBase<'_>) -> String {
     to_hex(&h.finalize())
 }
 
+/// The first instance directory of a cache without `from=` (what `sharing=shared` steps use):
+/// where `--cache-to ...,mounts=true` reads a cache mount and `--cache-from` seeds one.
+pub fn primary_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> PathBuf {
+    let key = cache_key(id, &CacheBase::Empty { mode, uid, gid });
+    store.cache_dir().join("mounts").join(format!("{key}-0"))
+}
+
 /// Takes an instance of cache `id` for one step, following `sharing`; see the module docs.
 pub fn acquire(
     store: &Store,
