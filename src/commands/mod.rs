@@ -7,3 +7,4 @@ pub mod import;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod system;

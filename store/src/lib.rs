@@ -17,9 +17,13 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod durable;
+pub mod fsck;
+pub mod gc;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod lease;
 pub mod oci;
 pub mod reference;
 pub mod registry;
@@ -60,6 +64,12 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes this process's lease on the store (see [`lease`]): everything the process looks up
+    /// or makes from now until the lease drops is safe from `strata prune`.
+    pub fn acquire_lease(&self) -> Result<std::sync::Arc<lease::Lease>, lease::LeaseError> {
+        lease::Lease::acquire(&self.root)
     }
 
     /// Where the builder keeps its cache records.
