@@ -155,8 +155,14 @@ impl BuildCache for CacheStore {
             }
             let path = e.path();
             let last_used = fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-            let mut entry =
-                CacheEntry { id: id.to_string(), path: path.clone(), last_used, blob: None, snapshot: None, broken: None };
+            let mut entry = CacheEntry {
+                id: id.to_string(),
+                path: path.clone(),
+                last_used,
+                blob: None,
+                snapshot: None,
+                broken: None,
+            };
             if Digest::from_hex(id).is_err() {
                 entry.broken = Some("not named by a cache key".into());
             } else {

@@ -78,11 +78,8 @@ impl PersistedContentCache {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_extension("lock"))?;
+        let lock =
+            std::fs::File::options().create(true).truncate(false).write(true).open(self.path.with_extension("lock"))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
         let mut table = read_rows(&self.path);
         table.extend(state.learned.iter().map(|(k, v)| (*k, *v)));

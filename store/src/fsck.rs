@@ -242,9 +242,7 @@ pub fn fsck(store: &Store, cache: &dyn BuildCache, repair: bool) -> Result<FsckR
         let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
         match (Digest::from_hex(&name), is_dir) {
             (Ok(_), true) => report.snapshots += 1,
-            (Ok(_), false) => {
-                problem(ProblemKind::BadSnapshot, path.display().to_string(), "not a directory".into())
-            }
+            (Ok(_), false) => problem(ProblemKind::BadSnapshot, path.display().to_string(), "not a directory".into()),
             (Err(_), _) => problem(
                 ProblemKind::BadSnapshot,
                 path.display().to_string(),
@@ -282,7 +280,10 @@ pub fn fsck(store: &Store, cache: &dyn BuildCache, repair: bool) -> Result<FsckR
             ));
         }
         if !inv.leases.dead.is_empty() {
-            report.notes.push(format!("{} lease(s) of processes that are gone (strata prune removes them)", inv.leases.dead.len()));
+            report.notes.push(format!(
+                "{} lease(s) of processes that are gone (strata prune removes them)",
+                inv.leases.dead.len()
+            ));
         }
     }
 
@@ -398,7 +399,9 @@ fn repair_all(store: &Store, cache: &dyn BuildCache, report: &mut FsckReport) ->
                 };
                 let still = now.broken.is_some() || now.blob.as_ref().is_some_and(|b| !store.blobs.path(b).is_file());
                 if still {
-                    cache.remove_record(&p.subject).map_err(|e| fail(&format!("removing record {}: {e}", p.subject)))?;
+                    cache
+                        .remove_record(&p.subject)
+                        .map_err(|e| fail(&format!("removing record {}: {e}", p.subject)))?;
                 }
                 p.repaired = true;
             }

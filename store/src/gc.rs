@@ -168,7 +168,7 @@ impl Refs {
         if !self.blobs.insert(digest.clone()) || depth > MAX_DEPTH {
             return;
         }
-        let Ok(raw) = store.blobs.read(digest) else { return };
+        let Some(raw) = read_verified(store, digest) else { return };
         let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&raw) else { return };
         let digest_of = |v: &serde_json::Value| v["digest"].as_str().and_then(|s| s.parse::<Digest>().ok());
         if let Some(children) = doc["manifests"].as_array() {
@@ -180,7 +180,7 @@ impl Refs {
         }
         if let Some(config) = digest_of(&doc["config"]) {
             self.blobs.insert(config.clone());
-            if let Ok(raw) = store.blobs.read(&config)
+            if let Some(raw) = read_verified(store, &config)
                 && let Ok(cfg) = serde_json::from_slice::<serde_json::Value>(&raw)
                 && let Some(ids) = cfg["rootfs"]["diff_ids"].as_array()
             {
@@ -191,6 +191,13 @@ impl Refs {
             self.blobs.extend(layers.iter().filter_map(digest_of));
         }
     }
+}
+
+/// A small blob's bytes if present and intact. GC reads without the lease protocol: it holds
+/// the exclusive GC lock itself, and a process-local lease would wait for it.
+fn read_verified(store: &Store, digest: &Digest) -> Option<Vec<u8>> {
+    let raw = fs::read(store.blobs.path(digest)).ok()?;
+    (&Digest::of(&raw) == digest).then_some(raw)
 }
 
 /// Everything in a store, classified: what `system df` shows and what `prune` decides on.
@@ -263,16 +270,7 @@ impl Inventory {
                 }
             }
         }
-        Ok(Inventory {
-            images,
-            image_refs,
-            records: cache.records(),
-            mounts,
-            blobs,
-            snapshots,
-            temporary,
-            leases,
-        })
+        Ok(Inventory { images, image_refs, records: cache.records(), mounts, blobs, snapshots, temporary, leases })
     }
 
     /// Whether a temporary entry may belong to a live process.
@@ -309,9 +307,10 @@ pub struct Sizes {
 
 impl Sizes {
     pub fn blob(&mut self, store: &Store, d: &Digest) -> u64 {
-        *self.cache.entry((true, d.clone())).or_insert_with(|| {
-            fs::metadata(store.blobs.path(d)).map(|m| m.blocks() * 512).unwrap_or(0)
-        })
+        *self
+            .cache
+            .entry((true, d.clone()))
+            .or_insert_with(|| fs::metadata(store.blobs.path(d)).map(|m| m.blocks() * 512).unwrap_or(0))
     }
     pub fn snapshot(&mut self, store: &Store, d: &Digest) -> u64 {
         *self.cache.entry((false, d.clone())).or_insert_with(|| {
@@ -384,7 +383,8 @@ pub fn prune(store: &Store, cache: &dyn BuildCache, policy: &Policy) -> Result<P
             Candidate::Record(i) => {
                 drop_records.insert(i);
                 let r = &inv.records[i];
-                for key in [r.blob.clone().map(|b| (true, b)), r.snapshot.clone().map(|s| (false, s))].into_iter().flatten()
+                for key in
+                    [r.blob.clone().map(|b| (true, b)), r.snapshot.clone().map(|s| (false, s))].into_iter().flatten()
                 {
                     if let Some(n) = holders.get_mut(&key) {
                         *n -= 1;
@@ -649,8 +649,7 @@ pub fn usage(store: &Store, cache: &dyn BuildCache) -> Result<Usage, GcError> {
             u.build_cache.active += 1;
         }
         for key in [r.blob.clone().map(|b| (true, b)), r.snapshot.clone().map(|s| (false, s))].into_iter().flatten() {
-            let referenced_by_image =
-                if key.0 { refs.blobs.contains(&key.1) } else { refs.snapshots.contains(&key.1) };
+            let referenced_by_image = if key.0 { refs.blobs.contains(&key.1) } else { refs.snapshots.contains(&key.1) };
             if !referenced_by_image {
                 *cache_content.entry(key).or_insert(false) |= in_use;
             }
