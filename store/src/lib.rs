@@ -19,6 +19,7 @@ pub mod blobs;
 pub mod digest;
 pub mod durable;
 pub mod fsck;
+pub mod fuzzing;
 pub mod gc;
 pub mod image;
 pub mod layer;
