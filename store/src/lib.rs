@@ -10,7 +10,11 @@
 //! ROOT/snapshots/<diff_id hex>/      unpacked layers, in overlayfs upper format
 //! ROOT/tmp/                          scratch directories of running steps
 //! ROOT/cache/                        build cache records (written by the builder)
+//! ROOT/leases/, ROOT/gc.lock          leases of running processes, the GC lock ([`lease`])
 //! ```
+//!
+//! Every commit is atomic and durable ([`durable`]); what running processes use is protected
+//! from garbage collection ([`lease`], [`gc`]); [`fsck`] verifies a store and repairs it.
 //!
 //! The store knows nothing of Dockerfiles or build graphs: it stores, names, unpacks, packs and
 //! transfers content.
