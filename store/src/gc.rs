@@ -477,13 +477,20 @@ pub fn prune(store: &Store, cache: &dyn BuildCache, policy: &Policy) -> Result<P
         }
         report.temporary += 1;
         report.freed += disk_usage(path);
-        trash.take(path)?;
+        // Another prune may be emptying its own trash here at the same time: not an error.
+        if let Err(e) = trash.take(path) {
+            tracing::warn!("{e}");
+        }
     }
     if !policy.dry_run {
         crate::durable::sync_dir(store.blobs.dir()).map_err(io_err("syncing the blob directory"))?;
     }
     drop(lock);
-    trash.empty()?;
+    // Everything in the trash is already detached from the store; a failure to delete it only
+    // leaves a temporary directory for the next prune.
+    if let Err(e) = trash.empty() {
+        tracing::warn!("{e}");
+    }
     Ok(report)
 }
 
