@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<i32> {
     let root = store_root(cli.root)?;
     let open_plain = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
-    // Every command but the GC side holds a lease for its whole run: nothing it uses is pruned.
+    // Every command that uses content holds a lease for its whole run: nothing it uses is pruned.
     let lease = std::cell::OnceCell::new();
     let open = || -> Result<Store> {
         let store = open_plain()?;
@@ -56,8 +56,9 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Push(a) => done(commands::push::push(&open()?, &a)),
         Command::Pull(a) => done(commands::pull::pull(&open()?, &a)),
-        Command::Images(a) => done(commands::images::images(&open()?, &a)),
-        Command::Inspect(a) => done(commands::images::inspect(&open()?, &a)),
+        // Read-only: no lease (they work on a full disk; named images are GC roots anyway).
+        Command::Images(a) => done(commands::images::images(&open_plain()?, &a)),
+        Command::Inspect(a) => done(commands::images::inspect(&open_plain()?, &a)),
         Command::Import(a) => done(commands::import::import(&open()?, &a)),
         Command::Tag(a) => done(commands::images::tag(&open()?, &a)),
         Command::Rmi(a) => done(commands::images::rmi(&open()?, &a)),
