@@ -101,6 +101,8 @@ fn a_full_disk_gives_a_clean_error_and_an_intact_store() {
     assert!(r.stderr.contains("No space left on device"), "{r}");
     let f = env.strata_at(&root, &["fsck"]);
     assert!(f.success() && f.stdout.contains("no problems"), "fsck on a full disk:\n{f}");
+    let images = env.strata_at(&root, &["images"]).ok();
+    assert!(images.stdout.contains("ok") && !images.stdout.contains("unreadable"), "{images}");
     env.strata_at(&root, &["prune", "--filter", "until=1h"]).ok();
 
     // Space again: the store works as before.
