@@ -87,12 +87,26 @@ fn prune_during_a_build_removes_nothing_it_uses() {
     let second = first.join("Dockerfile.2");
     let args =
         ["build", "--progress", "plain", "-t", "second:1", "-f", second.to_str().unwrap(), first.to_str().unwrap()];
-    let build = spawn(&env, &env.root, &args);
-    // Let it get past its cache hits into the sleeping step.
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut build = spawn(&env, &env.root, &args);
+    // Once it is past its cache hits, in the sleeping step:
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(build.stderr.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in lines.map_while(Result::ok) {
+            if line.contains("RUN sleep 4") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the build reached its sleeping step");
     let pruned = env.strata(&["prune"]).ok();
     assert!(pruned.stdout.contains("in use by running builds"), "prune saw the running build:\n{pruned}");
-    let (ok, stderr) = finish(build);
+    let (ok, _) = finish(build);
+    let stderr = reader.join().unwrap();
     assert!(ok, "the build failed after a concurrent prune:\n{stderr}\n{pruned}");
     let steps = common::plain_steps(&stderr);
     assert_eq!(common::step(&steps, "COPY f").state, common::StepState::Cached, "{stderr}");
