@@ -47,6 +47,45 @@ pub enum Command {
     /// Tools for looking inside strata.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Verify every blob, name, cache record and snapshot in the store; --repair removes what
+    /// is broken.
+    Fsck(FsckArgs),
+    /// Remove build cache, unused cache mounts and everything no image or cache record uses.
+    Prune(PruneArgs),
+    /// The store as a whole.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Remove what is broken (never anything valid).
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only remove cache used longer ago than this (`until=24h`).
+    #[arg(long = "filter", value_name = "until=DURATION")]
+    pub filter: Vec<String>,
+    /// Keep this much build cache (e.g. 10GB), removing the least recently used first.
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (strata never asks; accepted for docker compatibility).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the store's disk usage.
+    Df,
+    /// The same as `strata prune`.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -51,7 +51,17 @@ fn main() -> ExitCode {
 /// Runs the command; returns the exit status (non-zero only for `strata run`'s process).
 fn run(cli: Cli) -> Result<i32> {
     let root = store_root(cli.root)?;
-    let open = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
+    let open_plain = || Store::open(&root).with_context(|| format!("opening the store at {}", root.display()));
+    // Every command that uses content holds a lease for its whole run: nothing it uses is pruned.
+    let lease = std::cell::OnceCell::new();
+    let open = || -> Result<Store> {
+        let store = open_plain()?;
+        if lease.get().is_none() {
+            let l = store.acquire_lease().with_context(|| format!("taking a lease on {}", root.display()))?;
+            let _ = lease.set(l);
+        }
+        Ok(store)
+    };
     let done = |r: Result<()>| r.map(|()| 0);
     if matches!(cli.command, Command::Images(_) | Command::Inspect(_) | Command::Debug(_)) {
         signals::quiet_on_closed_pipe();
@@ -67,8 +77,9 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Push(a) => done(commands::push::push(&open()?, &a)),
         Command::Pull(a) => done(commands::pull::pull(&open()?, &a)),
-        Command::Images(a) => done(commands::images::images(&open()?, &a)),
-        Command::Inspect(a) => done(commands::images::inspect(&open()?, &a)),
+        // Read-only: no lease (they work on a full disk; named images are GC roots anyway).
+        Command::Images(a) => done(commands::images::images(&open_plain()?, &a)),
+        Command::Inspect(a) => done(commands::images::inspect(&open_plain()?, &a)),
         Command::Import(a) => done(commands::import::import(&open()?, &a)),
         Command::Tag(a) => done(commands::images::tag(&open()?, &a)),
         Command::Detect(a) => {
@@ -78,6 +89,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Rebase(a) => done(commands::buildpacks::rebase(&open()?, &a)),
         Command::Rmi(a) => done(commands::images::rmi(&open()?, &a)),
         Command::Debug(cli::DebugCommand::Parse { file }) => done(commands::debug::parse(&file)),
+        Command::Fsck(a) => commands::system::fsck(&open_plain()?, &a),
+        Command::Prune(a) | Command::System(cli::SystemCommand::Prune(a)) => {
+            done(commands::system::prune(&open_plain()?, &a))
+        }
+        Command::System(cli::SystemCommand::Df) => done(commands::system::df(&open_plain()?)),
     }
 }
 

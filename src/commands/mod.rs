@@ -8,3 +8,4 @@ pub mod import;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod system;
