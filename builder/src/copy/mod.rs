@@ -35,6 +35,7 @@
 //! rayon pool.
 
 mod archive;
+pub mod chmod;
 mod digest;
 mod resolve;
 mod tree;
@@ -58,8 +59,9 @@ use rustix::fs::{Mode, OFlags};
 
 use self::resolve::{Comps, ResolveError, Root, Visibility};
 use self::tree::{Filters, Kind, Meta};
-use self::write::{Attrs, Writer};
+use self::write::{Attrs, ModeChange, Writer};
 
+pub use self::chmod::{BadMode, SymbolicMode};
 pub use self::digest::{ContentCache, FileStamp, SourceDigest, source_digest};
 use crate::graph::{Chmod, PathFilter};
 
@@ -95,9 +97,9 @@ pub struct CopyOptions {
     pub owner: Option<(u32, u32)>,
     /// `--chmod`. An octal mode replaces all 12 mode bits of every copied file, directory and
     /// special file (not symlinks, not the created parents, not the top directory a
-    /// directory's contents are copied into). A symbolic mode is ignored: BuildKit 0.13
-    /// parses `--chmod` as octal only and silently drops anything else (verified:
-    /// `COPY --chmod=u+x` and `--chmod=999` leave modes unchanged).
+    /// directory's contents are copied into). A symbolic mode (`u+x,g-w`) is applied to each of
+    /// those entries' own mode, as newer Dockerfile frontends do; BuildKit 0.13 ignores
+    /// symbolic modes silently (see [`chmod`]).
     pub chmod: Option<Chmod>,
     /// Expand `*`, `?`, `[...]` in source paths.
     pub allow_wildcard: bool,
@@ -172,6 +174,9 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
+    /// A `--chmod` value that is neither octal nor a valid symbolic mode.
+    #[error("{0}")]
+    BadChmod(String),
     /// Something this engine does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
@@ -199,12 +204,10 @@ pub fn copy(
     let src_root = Root::open(src.root)?;
     let dest_root = Root::open(dest_root)?;
     let mode = match &opts.chmod {
-        Some(Chmod::Octal(m)) => Some(m & 0o7777),
-        // See `CopyOptions::chmod`: ignored like BuildKit 0.13 does.
-        Some(Chmod::Symbolic(s)) => {
-            tracing::debug!(chmod = %s, "symbolic --chmod is ignored, as in BuildKit 0.13");
-            None
-        }
+        Some(Chmod::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
+        Some(Chmod::Symbolic(s)) => Some(ModeChange::Symbolic(
+            SymbolicMode::parse(s).map_err(|e| CopyError::BadChmod(e.to_string()))?,
+        )),
         None => None,
     };
     let attrs = Attrs { owner: opts.owner, reset_owner: src.is_context, mode };
@@ -301,7 +304,7 @@ impl Job<'_> {
             if src_is_dir && target.meta.is_none() { dst.clone() } else { dst[..dst.len().saturating_sub(1)].to_vec() };
         resolve::mkdir_all(self.dest_root, &parent_of_target, self.opts.owner)?;
 
-        let writer = Writer::new(self.attrs, self.dest_root);
+        let writer = Writer::new(self.attrs.clone(), self.dest_root);
         let dst_shown = resolve::display(&dst);
         if src_is_dir {
             self.copy_dir(&writer, &source.comps, &src_meta, &dst, &dst_shown)?;

@@ -231,10 +231,31 @@ fn chmod_applies_to_files_dirs_and_specials_not_symlinks() {
     cp_with(&stage(&r.src), &r.dst, &["d/f"], "/y/deep/", opts(0o4711)).unwrap();
     assert_eq!(owner_mode(&r.dst, "y/deep/f").2, 0o4711, "all 12 bits of --chmod are applied");
     assert_eq!(owner_mode(&r.dst, "y/deep").2, 0o755, "created parents are not chmodded");
-    // Symbolic modes are ignored, as BuildKit 0.13 does.
-    let sym = CopyOptions { chmod: Some(Chmod::Symbolic("u-x,g+w".into())), ..CopyOptions::dockerfile() };
-    cp_with(&stage(&r.src), &r.dst, &["d/f"], "/z", sym).unwrap();
-    assert_eq!(owner_mode(&r.dst, "z").2, 0o4755);
+}
+
+/// Symbolic modes start from each entry's own mode (newer Dockerfile frontends; BuildKit 0.13
+/// ignores them): `X` adds execute to directories and already executable files only.
+#[test]
+fn symbolic_chmod_applies_to_each_entrys_own_mode() {
+    let r = Roots::new();
+    write(&r.src, "d/f", "x");
+    chmod(&r.src, "d/f", 0o4755);
+    write(&r.src, "d/plain", "p");
+    chmod(&r.src, "d/plain", 0o640);
+    mkdir(&r.src, "d/sub");
+    chmod(&r.src, "d/sub", 0o700);
+    symlink(&r.src, "d/l", "f");
+    let sym = |s: &str| CopyOptions { chmod: Some(Chmod::Symbolic(s.into())), ..CopyOptions::dockerfile() };
+    cp_with(&stage(&r.src), &r.dst, &["d/f"], "/z", sym("u-x,g+w")).unwrap();
+    assert_eq!(owner_mode(&r.dst, "z").2, 0o4675);
+    cp_with(&stage(&r.src), &r.dst, &["d"], "/x/", sym("go=r,go+X")).unwrap();
+    assert_eq!(owner_mode(&r.dst, "x").2, 0o755, "the top directory is not chmodded");
+    assert_eq!(owner_mode(&r.dst, "x/f").2, 0o4755, "g/o get r, and x since f was executable; u's setuid stays");
+    assert_eq!(owner_mode(&r.dst, "x/plain").2, 0o644);
+    assert_eq!(owner_mode(&r.dst, "x/sub").2, 0o755);
+    assert_eq!(owner_mode(&r.dst, "x/l").2, 0o777, "symlinks keep their mode");
+    let err = cp_with(&stage(&r.src), &r.dst, &["d/f"], "/bad", sym("u+q")).unwrap_err();
+    assert!(err.to_string().contains("invalid chmod parameter"), "{err}");
 }
 
 #[test]
