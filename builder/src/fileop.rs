@@ -105,7 +105,8 @@ fn copy_action(
         unpack_archives: c.unpack_archives,
         follow_src_symlink: true,
         exclude: None,
-        parents: c.parents,
+        include: None,
+        required_paths: Vec::new(),
     };
     let value = inputs(c.source).ok_or_else(|| StepError::msg("a copy source was not built"))?;
     let result = match value.as_ref() {

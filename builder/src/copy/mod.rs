@@ -110,10 +110,19 @@ pub struct CopyOptions {
     /// Follow a symlink that is the source path itself (its parents are always followed).
     /// Symlinks inside a copied directory are always copied as symlinks.
     pub follow_src_symlink: bool,
-    /// `COPY --exclude`: paths (relative to each copied source) not to copy.
+    /// `COPY --exclude`: paths (relative to each copied source) not to copy. The source path
+    /// itself is never excluded, only what a copied directory holds (fsutil matches patterns
+    /// against paths below the copied source; BuildKit's `testExcludedFilesOnCopy`).
     pub exclude: Option<Arc<dyn PathFilter>>,
-    /// `COPY --parents`: not supported yet, fails with [`CopyError::Unsupported`].
-    pub parents: bool,
+    /// `COPY --parents`: fsutil's include patterns. Only entries the filter does not exclude
+    /// (paths relative to each copied source directory) are copied, with the directories
+    /// leading to them, which are created with their source metadata only when something below
+    /// them is copied. The frontend builds this filter from the patterns (its
+    /// `is_excluded` means "matches no include pattern").
+    pub include: Option<Arc<dyn PathFilter>>,
+    /// Paths relative to the source root that must exist (BuildKit's `RequiredPaths`, which
+    /// `--parents` sets for sources without wildcards).
+    pub required_paths: Vec<String>,
 }
 
 impl CopyOptions {
@@ -198,9 +207,6 @@ pub fn copy(
     dest: &str,
     opts: &CopyOptions,
 ) -> Result<CopyStats, CopyError> {
-    if opts.parents {
-        return Err(CopyError::Unsupported("COPY --parents"));
-    }
     let src_root = Root::open(src.root)?;
     let dest_root = Root::open(dest_root)?;
     let mode = match &opts.chmod {
@@ -218,6 +224,7 @@ pub fn copy(
     };
     let visible: Option<&Visibility<'_>> = if context_filter.is_some() { Some(&visible_fn) } else { None };
     let job = Job { src, src_root: &src_root, dest_root: &dest_root, opts, attrs, visible };
+    check_required(&src_root, &opts.required_paths, visible)?;
 
     let mut stats = CopyStats::default();
     for p in src_paths {
@@ -339,8 +346,8 @@ impl Job<'_> {
             (self.dest_root.open_dir(dst, true)?, created)
         };
         let src_fd = self.src_root.open_dir(src, true)?;
-        let exclude = self.opts.exclude.as_deref();
-        let filters = Filters { context: self.src.filter, exclude };
+        let filters =
+            Filters { context: self.src.filter, exclude: self.opts.exclude.as_deref(), include: self.opts.include.as_deref() };
         let root_rel = src.join(&b'/');
         let src_shown = resolve::display(src);
         let nodes = tree::scan(src_fd.as_fd(), &root_rel, b"", filters, src_shown.as_bytes())?;
@@ -364,6 +371,23 @@ impl Job<'_> {
         .map_err(|e| CopyError::io("open", shown.to_string(), e))?;
         Ok(std::fs::File::from(fd))
     }
+}
+
+/// Fails with [`CopyError::NotFound`] unless every path of `required` exists (visible through
+/// the context filter) in the source root.
+pub(crate) fn check_required(root: &Root, required: &[String], visible: Option<&Visibility<'_>>) -> Result<(), CopyError> {
+    for p in required {
+        let comps = resolve::clean(p.as_bytes());
+        let found = match resolve::resolve(root, &comps, false, visible) {
+            Ok(r) => r.meta.is_some(),
+            Err(ResolveError::NotADirectory(_)) => false,
+            Err(ResolveError::Other(e)) => return Err(e),
+        };
+        if !found {
+            return Err(CopyError::NotFound { path: resolve::display(&comps) });
+        }
+    }
+    Ok(())
 }
 
 /// Creates directory `path` (absolute in `dest_root`) and its missing parents, mode 0755,

@@ -601,9 +601,51 @@ fn add_unpacks_archives_and_copies_other_files() {
     // COPY never unpacks.
     cp(&ctx(&r.src), &r.dst, &["bundle.tar"], "/c/").unwrap();
     assert!(meta(&r.dst, "c/bundle.tar").is_file());
-    let parents = CopyOptions { parents: true, ..CopyOptions::dockerfile() };
-    let e = cp_with(&ctx(&r.src), &r.dst, &["plain.txt"], "/p/", parents).unwrap_err();
-    assert_eq!(e.to_string(), "COPY --parents is not supported yet");
+}
+
+/// `COPY --parents` (BuildKit's `testCopyParents` / `testCopyRelativeParents`): the frontend
+/// turns each source into a source directory (the context root, or the part before a `/./`
+/// pivot) plus an include pattern; only matches and the directories leading to them are
+/// copied, those directories with their source metadata.
+#[test]
+fn parents_copy_matches_with_the_directories_leading_to_them() {
+    let r = Roots::new();
+    write(&r.src, "foo1/foo2/bar", "testing");
+    write(&r.src, "foo1/foo2/baz", "testing2");
+    write(&r.src, "foo1/other/x", "x");
+    write(&r.src, "top.txt", "t");
+    chmod(&r.src, "foo1", 0o700);
+    chmod(&r.src, "foo1/foo2", 0o750);
+    let parents = |patterns: &[&str], required: &[&str]| CopyOptions {
+        include: Some(Arc::new(testutil::Include(patterns.iter().map(|p| p.to_string()).collect()))),
+        required_paths: required.iter().map(|p| p.to_string()).collect(),
+        ..CopyOptions::dockerfile()
+    };
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/", parents(&["foo1/foo2/bar"], &["foo1/foo2/bar"])).unwrap();
+    assert_eq!(read(&r.dst, "foo1/foo2/bar"), "testing");
+    assert_eq!(owner_mode(&r.dst, "foo1").2, 0o700, "leading directories keep their source mode");
+    assert_eq!(owner_mode(&r.dst, "foo1/foo2").2, 0o750);
+    assert!(!exists(&r.dst, "foo1/foo2/baz") && !exists(&r.dst, "foo1/other") && !exists(&r.dst, "top.txt"));
+
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/test/", parents(&["foo1/foo2/ba*"], &[])).unwrap();
+    assert_eq!(read(&r.dst, "test/foo1/foo2/bar"), "testing");
+    assert_eq!(read(&r.dst, "test/foo1/foo2/baz"), "testing2");
+    assert!(!exists(&r.dst, "test/foo1/other"), "a directory nothing is selected in is not created");
+
+    // A pivot: `foo1/./foo2` copies `foo2` relative to `foo1`; a pattern naming a directory
+    // selects everything in it; a wildcard in the part before the pivot is expanded.
+    cp_with(&ctx(&r.src), &r.dst, &["foo1"], "/p/", parents(&["foo2"], &["foo1/foo2"])).unwrap();
+    assert_eq!(read(&r.dst, "p/foo2/baz"), "testing2");
+    assert!(!exists(&r.dst, "p/foo1") && !exists(&r.dst, "p/other"));
+    cp_with(&ctx(&r.src), &r.dst, &["fo*"], "/w/", parents(&["*/x"], &[])).unwrap();
+    assert_eq!(read(&r.dst, "w/other/x"), "x");
+    assert!(!exists(&r.dst, "w/foo2"));
+
+    // Nothing matches a wildcard pattern: nothing is copied; a missing plain path is an error.
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/n/", parents(&["nothing*"], &[])).unwrap();
+    assert!(fs::read_dir(r.dst.join("n")).unwrap().next().is_none());
+    let e = cp_with(&ctx(&r.src), &r.dst, &["."], "/m/", parents(&["foo1/missing"], &["foo1/missing"])).unwrap_err();
+    assert_eq!(e.to_string(), r#""/foo1/missing": not found"#);
 }
 
 #[test]
