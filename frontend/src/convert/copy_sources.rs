@@ -3,7 +3,8 @@
 //! `/./` pivot, and the compiled `--exclude` / `--parents` pattern filters the copy engine
 //! applies (patternmatcher syntax, the same as `.dockerignore`'s).
 
-use strata_builder::graph::PathFilter;
+use strata_builder::copy::SymbolicMode;
+use strata_builder::graph::{Chmod, CopyAction, FileAction, NodeId, PathFilter};
 use strata_builder::pathmatch;
 use strata_builder::remote::{GitUrl, parse_git_url};
 
@@ -151,6 +152,37 @@ impl PathFilter for IncludeFilter {
 /// `--exclude` patterns as the copy engine's filter (paths relative to each copied source).
 pub(super) fn exclude_filter(patterns: &[String]) -> Result<IgnoreMatcher, String> {
     IgnoreMatcher::new(patterns).map_err(|e| e.to_string())
+}
+
+/// Ends a run of local sources: they become one copy action (one per source would be the same
+/// copy; keeping them together keeps one context digest for the run).
+pub(super) fn flush_locals(
+    actions: &mut Vec<FileAction>,
+    group: &mut Vec<String>,
+    local_source: Option<(NodeId, bool)>,
+    is_add: bool,
+    base: &CopyAction,
+) {
+    let Some((source, from_context)) = local_source else { return };
+    if group.is_empty() {
+        return;
+    }
+    actions.push(FileAction::Copy(CopyAction {
+        source,
+        src_paths: std::mem::take(group),
+        unpack_archives: is_add && from_context,
+        ..base.clone()
+    }));
+}
+
+/// A `--chmod` value: octal (at most 07777), else a symbolic mode as newer Dockerfile
+/// frontends accept (BuildKit 0.13 ignores non-octal values; see `strata_builder::copy::chmod`).
+/// A value that starts like a number but is not octal gets BuildKit's octal error.
+pub(super) fn parse_chmod(v: &str) -> Result<Chmod, String> {
+    if v.starts_with(|c: char| c.is_ascii_digit()) {
+        return super::values::parse_chmod(v).map(Chmod::Octal);
+    }
+    SymbolicMode::parse(v).map(|_| Chmod::Symbolic(v.to_string())).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
