@@ -95,7 +95,10 @@ fn spawn_decoder(tool: &str, file: &File) -> io::Result<Child> {
         .spawn()
         .map_err(|e| {
             let package = if tool == "xz" { "xz-utils" } else { tool };
-            io::Error::new(e.kind(), format!("running {tool} to decompress the archive (apt-get install {package}): {e}"))
+            io::Error::new(
+                e.kind(),
+                format!("running {tool} to decompress the archive (apt-get install {package}): {e}"),
+            )
         })
 }
 

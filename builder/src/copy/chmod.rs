@@ -223,14 +223,7 @@ fn push_op(cmds: &mut Vec<Cmd>, op: u8, who: u32, perm: u32, mask: u32) {
 /// A class copy (`g=u`): which classes receive it, and the bits it may touch.
 fn copy_cmd(from: u8, op: u8, who: u32, mask: u32) -> Cmd {
     if who != 0 {
-        Cmd::Copy {
-            from,
-            op,
-            to_u: who & 0o400 != 0,
-            to_g: who & 0o040 != 0,
-            to_o: who & 0o004 != 0,
-            mask: 0o7777,
-        }
+        Cmd::Copy { from, op, to_u: who & 0o400 != 0, to_g: who & 0o040 != 0, to_o: who & 0o004 != 0, mask: 0o7777 }
     } else {
         Cmd::Copy { from, op, to_u: true, to_g: true, to_o: true, mask }
     }

@@ -102,11 +102,8 @@ pub fn source_digest(
             let name = resolve::display(&m).into_bytes();
             if meta.kind == Kind::Dir {
                 let dir = root.open_dir(&source.comps, true)?;
-                let filters = Filters {
-                    context: src.filter,
-                    exclude: opts.exclude.as_deref(),
-                    include: opts.include.as_deref(),
-                };
+                let filters =
+                    Filters { context: src.filter, exclude: opts.exclude.as_deref(), include: opts.include.as_deref() };
                 let root_rel = source.comps.join(&b'/');
                 let nodes = tree::scan(dir.as_fd(), &root_rel, b"", filters, name.as_slice())?;
                 entries.push(Entry { name: name.clone(), meta, comps: source.comps.clone() });

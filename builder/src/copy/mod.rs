@@ -211,9 +211,9 @@ pub fn copy(
     let dest_root = Root::open(dest_root)?;
     let mode = match &opts.chmod {
         Some(Chmod::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
-        Some(Chmod::Symbolic(s)) => Some(ModeChange::Symbolic(
-            SymbolicMode::parse(s).map_err(|e| CopyError::BadChmod(e.to_string()))?,
-        )),
+        Some(Chmod::Symbolic(s)) => {
+            Some(ModeChange::Symbolic(SymbolicMode::parse(s).map_err(|e| CopyError::BadChmod(e.to_string()))?))
+        }
         None => None,
     };
     let attrs = Attrs { owner: opts.owner, reset_owner: src.is_context, mode };
@@ -346,8 +346,11 @@ impl Job<'_> {
             (self.dest_root.open_dir(dst, true)?, created)
         };
         let src_fd = self.src_root.open_dir(src, true)?;
-        let filters =
-            Filters { context: self.src.filter, exclude: self.opts.exclude.as_deref(), include: self.opts.include.as_deref() };
+        let filters = Filters {
+            context: self.src.filter,
+            exclude: self.opts.exclude.as_deref(),
+            include: self.opts.include.as_deref(),
+        };
         let root_rel = src.join(&b'/');
         let src_shown = resolve::display(src);
         let nodes = tree::scan(src_fd.as_fd(), &root_rel, b"", filters, src_shown.as_bytes())?;
@@ -375,7 +378,11 @@ impl Job<'_> {
 
 /// Fails with [`CopyError::NotFound`] unless every path of `required` exists (visible through
 /// the context filter) in the source root.
-pub(crate) fn check_required(root: &Root, required: &[String], visible: Option<&Visibility<'_>>) -> Result<(), CopyError> {
+pub(crate) fn check_required(
+    root: &Root,
+    required: &[String],
+    visible: Option<&Visibility<'_>>,
+) -> Result<(), CopyError> {
     for p in required {
         let comps = resolve::clean(p.as_bytes());
         let found = match resolve::resolve(root, &comps, false, visible) {
@@ -397,6 +404,19 @@ pub(crate) fn check_required(root: &Root, required: &[String], visible: Option<&
 pub fn mkdir_all(dest_root: &Path, path: &str, owner: Option<(u32, u32)>) -> Result<(), CopyError> {
     let root = Root::open(dest_root)?;
     resolve::mkdir_all(&root, &resolve::clean(path.as_bytes()), owner).map(|_| ())
+}
+
+/// True if `file` is a tar archive (plain, gzip, bzip2, xz or zstd) as `ADD` recognises one.
+/// Reads from the start and rewinds.
+pub fn is_tar_archive(file: &std::fs::File) -> io::Result<bool> {
+    archive::is_archive(file)
+}
+
+/// Extracts the archive `file` (see [`is_tar_archive`]) into the directory `dest`, keeping the
+/// archive's owners, confined to `dest`: what a build context sent as a tar becomes.
+pub fn extract_tar_archive(file: std::fs::File, dest: &Path) -> Result<(), CopyError> {
+    let root = Root::open(dest)?;
+    archive::unpack_archive(file, &root, "/", None)
 }
 
 /// (parent components, last component) of a non-root path; the root is (`[]`, `.`).

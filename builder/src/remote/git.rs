@@ -182,11 +182,7 @@ impl Fetcher<'_> {
         let checkout = match &resolved {
             Resolved::Commit(c, _) => {
                 let dir = base.join(name_of(&[&g.remote, c, if g.keep_git_dir { "keep" } else { "" }]));
-                if dir.is_dir() {
-                    GitCheckout { dir, commit: c.clone() }
-                } else {
-                    self.checkout(&base, g, &resolved)?
-                }
+                if dir.is_dir() { GitCheckout { dir, commit: c.clone() } } else { self.checkout(&base, g, &resolved)? }
             }
             Resolved::Abbreviated(_) => self.checkout(&base, g, &resolved)?,
         };
@@ -195,7 +191,11 @@ impl Fetcher<'_> {
         {
             return Err(RemoteError::GitRef {
                 remote: g.remote.clone(),
-                message: format!("checksum mismatch: {} is commit {}, --checksum expects {want}", show_ref(reference), checkout.commit),
+                message: format!(
+                    "checksum mismatch: {} is commit {}, --checksum expects {want}",
+                    show_ref(reference),
+                    checkout.commit
+                ),
             });
         }
         let path = match g.subdir.as_deref().filter(|d| !d.is_empty()) {
@@ -230,10 +230,13 @@ impl Fetcher<'_> {
                 let by_hash = git(Some(dir), &["fetch", "-q", "--depth=1", "--no-tags", "origin", c]);
                 if by_hash.is_err() {
                     let by_name = match name {
-                        Some(n) if n != "HEAD" => git(Some(dir), &["fetch", "-q", "--depth=1", "--no-tags", "origin", n]),
+                        Some(n) if n != "HEAD" => {
+                            git(Some(dir), &["fetch", "-q", "--depth=1", "--no-tags", "origin", n])
+                        }
                         _ => git(Some(dir), &["fetch", "-q", "--depth=1", "--no-tags", "origin", "HEAD"]),
                     };
-                    let has = by_name.is_ok() && git(Some(dir), &["cat-file", "-e", &format!("{c}^{{commit}}")]).is_ok();
+                    let has =
+                        by_name.is_ok() && git(Some(dir), &["cat-file", "-e", &format!("{c}^{{commit}}")]).is_ok();
                     if !has {
                         fetch_everything(dir)?;
                     }
@@ -242,11 +245,12 @@ impl Fetcher<'_> {
             }
             Resolved::Abbreviated(a) => {
                 fetch_everything(dir)?;
-                let full = git(Some(dir), &["rev-parse", "--verify", "--quiet", &format!("{a}^{{commit}}")])
-                    .map_err(|_| RemoteError::GitRef {
+                let full = git(Some(dir), &["rev-parse", "--verify", "--quiet", &format!("{a}^{{commit}}")]).map_err(
+                    |_| RemoteError::GitRef {
                         remote: g.remote.clone(),
                         message: format!("no branch, tag or commit named {a:?}"),
-                    })?;
+                    },
+                )?;
                 full.trim().to_string()
             }
         };
@@ -256,8 +260,12 @@ impl Fetcher<'_> {
             git(Some(dir), &["submodule", "update", "-q", "--init", "--recursive", "--depth=1"])?;
         }
         if g.keep_git_dir {
-            // What a fetch leaves behind that BuildKit's checkout does not have.
+            // What a fetch and checkout leave behind that BuildKit's checkout does not have: a
+            // FETCH_HEAD, and reflog lines (its `logs/HEAD` is empty).
             let _ = fs::remove_file(dir.join(".git/FETCH_HEAD"));
+            if dir.join(".git/logs/HEAD").is_file() {
+                let _ = fs::write(dir.join(".git/logs/HEAD"), b"");
+            }
         } else {
             fs::remove_dir_all(dir.join(".git")).map_err(RemoteError::io("removing .git"))?;
         }
@@ -315,7 +323,15 @@ mod tests {
         assert_eq!(p("ssh://git@host/repo").unwrap().reference, None);
         assert_eq!(p("https://host/repo.git?x=1#main").unwrap().reference.as_deref(), Some("main"));
         // Not git: a plain URL, a file path, other schemes.
-        for not in ["https://host/file.tar.gz", "http://host/", "./repo.git", "repo.git", "ftp://h/r.git", "file:///r.git", "git://"] {
+        for not in [
+            "https://host/file.tar.gz",
+            "http://host/",
+            "./repo.git",
+            "repo.git",
+            "ftp://h/r.git",
+            "file:///r.git",
+            "git://",
+        ] {
             assert_eq!(p(not), None, "{not}");
         }
     }

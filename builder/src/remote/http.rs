@@ -83,7 +83,8 @@ impl Fetcher<'_> {
             .tempdir_in(&files)
             .map_err(RemoteError::io("creating a download directory"))?;
         let file_path = tmp.path().join(&h.filename);
-        let file = fs::File::create(&file_path).map_err(RemoteError::io(format!("creating {}", file_path.display())))?;
+        let file =
+            fs::File::create(&file_path).map_err(RemoteError::io(format!("creating {}", file_path.display())))?;
         let mut hashing = HashingWriter { inner: std::io::BufWriter::new(file), hash: Sha256::new() };
         let progress = |n: u64| (self.status)(&format!("{} downloaded", human(n)));
         let resp = client.fetch_url(&h.url, &headers, &mut hashing, MAX_DOWNLOAD, &progress)?;

@@ -557,7 +557,8 @@ impl Stage<'_, '_> {
         let dest_raw = self.expand(ins, &c.dest)?;
         let chown = c.chown.as_ref().map(|v| self.expand(ins, v)).transpose()?.filter(|v| !v.is_empty());
         let chmod_text = c.chmod.as_ref().map(|v| self.expand(ins, v)).transpose()?.filter(|v| !v.is_empty());
-        let chmod = chmod_text.as_ref().map(|v| copy_sources::parse_chmod(v)).transpose().map_err(|e| self.err(ins, e))?;
+        let chmod =
+            chmod_text.as_ref().map(|v| copy_sources::parse_chmod(v)).transpose().map_err(|e| self.err(ins, e))?;
         let mut exclude = Vec::new();
         for e in &c.exclude {
             exclude.push(self.expand(ins, e)?);
@@ -656,7 +657,11 @@ impl Stage<'_, '_> {
                 }
                 Source::Http { url, filename } => {
                     copy_sources::flush_locals(&mut actions, &mut local_group, local_source, is_add, &base);
-                    let op = Op::Http(HttpSource { url: url.clone(), filename: filename.clone(), checksum: checksum.clone() });
+                    let op = Op::Http(HttpSource {
+                        url: url.clone(),
+                        filename: filename.clone(),
+                        checksum: checksum.clone(),
+                    });
                     let node = self.add_source_node(op, ins, onbuild);
                     actions.push(FileAction::Copy(CopyAction {
                         source: node,
@@ -717,7 +722,9 @@ impl Stage<'_, '_> {
                 path,
                 mode: match &chmod {
                     Some(Chmod::Octal(m)) => *m,
-                    Some(Chmod::Symbolic(sym)) => SymbolicMode::parse(sym).map(|m| m.apply(0o644, false)).unwrap_or(0o644),
+                    Some(Chmod::Symbolic(sym)) => {
+                        SymbolicMode::parse(sym).map(|m| m.apply(0o644, false)).unwrap_or(0o644)
+                    }
                     None => 0o644,
                 },
                 data: data.into_bytes(),
