@@ -208,7 +208,8 @@ fn add_url_downloads_like_buildkit() {
 
     // A changed file changes the result.
     server.put("/file.txt", b"changed\n", &[("ETag", "\"v2\"")]);
-    let ctx2 = env.context("ctx2", &[("Dockerfile", &format!("FROM {}\nADD {} /c/\n", env.base, server.url("/file.txt")))]);
+    let ctx2 =
+        env.context("ctx2", &[("Dockerfile", &format!("FROM {}\nADD {} /c/\n", env.base, server.url("/file.txt")))]);
     env.build(&ctx2, "remote:3", &[]).ok();
     let got = layers(&env, "remote:3");
     assert_eq!(got[0][1], format!("-rw------- 0/0 8 c/file.txt {epoch}"));
@@ -221,17 +222,17 @@ fn bad_downloads_fail_clearly() {
     server.put("/file.txt", b"remote content\n", &[]);
     let cases = [
         (format!("ADD {} /m/", server.url("/missing")), "invalid response status 404"),
-        (
-            format!("ADD --checksum=sha256:{} {} /c/", "0".repeat(64), server.url("/file.txt")),
-            "checksum mismatch",
-        ),
+        (format!("ADD --checksum=sha256:{} {} /c/", "0".repeat(64), server.url("/file.txt")), "checksum mismatch"),
         (format!("ADD --checksum=md5:00 {} /c/", server.url("/file.txt")), "not a sha256 digest"),
         (format!("COPY {} /c/", server.url("/file.txt")), "source can't be a URL for COPY"),
         (format!("ADD --checksum=sha256:{} local.txt /c/", "0".repeat(64)), "checksum requires HTTP(S) or Git sources"),
         (format!("ADD {} /d/", server.url("/..")), "cannot be the name of the downloaded file"),
     ];
     for (i, (line, message)) in cases.iter().enumerate() {
-        let ctx = env.context(&format!("bad{i}"), &[("Dockerfile", &format!("FROM {}\n{line}\n", env.base)), ("local.txt", "l")]);
+        let ctx = env.context(
+            &format!("bad{i}"),
+            &[("Dockerfile", &format!("FROM {}\n{line}\n", env.base)), ("local.txt", "l")],
+        );
         let r = env.build(&ctx, "bad:1", &[]).fails();
         assert!(r.stderr.contains(message), "{line}: expected {message:?}:\n{r}");
     }
@@ -369,7 +370,9 @@ fn add_git_sources_like_buildkit() {
     assert_eq!(got[2], files("g3", true, true));
     let without_git: Vec<String> = got[3].iter().filter(|l| !l.contains("g4/.git")).cloned().collect();
     assert_eq!(without_git, files("g4", false, false));
-    assert!(got[3].iter().any(|l| l.ends_with("g4/.git/HEAD")) && got[3].iter().any(|l| l.ends_with("g4/.git/shallow")));
+    assert!(
+        got[3].iter().any(|l| l.ends_with("g4/.git/HEAD")) && got[3].iter().any(|l| l.ends_with("g4/.git/shallow"))
+    );
     let head = common::layer_file(&blob_path(&env.root, &layer_digests(&image)[4]), "g4/.git/HEAD");
     assert_eq!(head.trim(), v1, "HEAD is the commit, detached");
     assert_eq!(got[4], ["drwxr-xr-x 5/6 0 g5/", "-rwx------ 5/6 2 g5/d.txt"]);
