@@ -174,7 +174,7 @@ fn prune_tar_contexts(base: &Path, keep: &Path) {
         .filter(|e| e.file_name().to_string_lossy().starts_with("tar-"))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (_, p) in found.into_iter().skip(KEEP_TAR_CONTEXTS) {
         if p != keep {
             let _ = fs::remove_dir_all(&p);
