@@ -4,7 +4,7 @@
 # Installs the Debian packages the tests need when they are missing. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(docker-registry skopeo umoci oci-image-tool busybox-static apache2-utils tar gzip)
+packages=(docker-registry skopeo umoci oci-image-tool busybox-static apache2-utils tar gzip git bzip2 xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
