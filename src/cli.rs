@@ -101,13 +101,15 @@ pub enum ProgressMode {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory (without a Dockerfile: an app built with buildpacks).
+    /// The build context: a directory (without a Dockerfile: an app built with buildpacks), `-`
+    /// (a tar archive, or a Dockerfile alone, on standard input) or a git URL
+    /// (`https://host/repo.git#ref:dir`, `git@host:repo.git`).
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
     /// Name (and push target) of the image; may be given several times.
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` reads it from standard input).
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Set a build-time variable (`KEY=VALUE`, or `KEY` to take it from the environment).

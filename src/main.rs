@@ -5,6 +5,7 @@
 mod cache_flags;
 mod cli;
 mod commands;
+mod context;
 mod resolver;
 mod secrets;
 mod signals;

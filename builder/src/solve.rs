@@ -31,9 +31,10 @@ use crate::exec::{BuildSecrets, ExecContext, run_exec};
 use crate::explain::ExplainStore;
 use crate::export::export_image;
 use crate::fileop::run_file_op;
-use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
+use crate::graph::{CopyAction, FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
 use crate::layers;
 use crate::progress::{Event, Progress};
+use crate::remote;
 use crate::remote_cache::{CacheMountId, ImportedCache};
 use crate::scheduler::{Cancel, run_graph};
 
@@ -292,6 +293,15 @@ impl<'a> Builder<'a> {
                 })
             }
             Op::Exec(_) | Op::File(_) => self.run_step(graph, id, &by_id),
+            Op::Http(_) | Op::Git(_) => {
+                let start = Instant::now();
+                self.progress.event(step, Event::Started { name: &node.name });
+                let status = |text: &str| self.progress.event(step, Event::Status { text });
+                let cx = remote::Fetcher { store: self.store, registry: self.registry, status: &status };
+                let fetched = cx.fetch(&node.op).map_err(|e| self.fail(step, start, StepError::other(e)))?;
+                self.progress.event(step, Event::Done { elapsed: start.elapsed() });
+                Ok(Outcome { value: Arc::new(Value::Local(fetched.source)), key: fetched.key })
+            }
         }
     }
 
@@ -501,7 +511,12 @@ impl<'a> Builder<'a> {
                             match input.value.as_ref() {
                                 // A context directory is keyed by the content it mounts.
                                 Value::Local(local) => Some(
-                                    self.context_digest(local, std::slice::from_ref(source_path)).map_err(|e| {
+                                    self.context_paths_digest(
+                                        local,
+                                        std::slice::from_ref(source_path),
+                                        &CopyOptions::dockerfile(),
+                                    )
+                                    .map_err(|e| {
                                         StepError::msg(format!(
                                             "bind mount source {source_path:?} is not in the build context (a \
                                              symlink resolves inside the context, so one pointing outside the \
@@ -537,7 +552,7 @@ impl<'a> Builder<'a> {
                             let source =
                                 lookup(c.source).ok_or_else(|| StepError::msg("a copy source was not built"))?;
                             let content = match source.value.as_ref() {
-                                Value::Local(local) => Some(self.context_digest(local, &c.src_paths)?),
+                                Value::Local(local) => Some(self.context_digest(local, c)?),
                                 Value::Rootfs(_) => None,
                             };
                             serde_json::json!({
@@ -552,6 +567,15 @@ impl<'a> Builder<'a> {
                     };
                     actions.push(v);
                 }
+                // A `--link` copy does not depend on its root: reusing its layer over a new base
+                // is the point of `--link` (BuildKit keys the copy onto scratch).
+                let scratch_key;
+                let root_key = if f.is_linked() {
+                    scratch_key = KeyBuilder::new("scratch").finish().0;
+                    &scratch_key
+                } else {
+                    root_key
+                };
                 Ok(KeyBuilder::new("file").add("root", root_key).add("actions", actions).finish())
             }
             _ => Err(StepError::msg("not a step")),
@@ -559,10 +583,19 @@ impl<'a> Builder<'a> {
     }
 
     /// The digest of the context files a copy selects.
-    fn context_digest(&self, local: &LocalSource, src_paths: &[String]) -> Result<String, StepError> {
+    fn context_digest(&self, local: &LocalSource, c: &CopyAction) -> Result<String, StepError> {
+        self.context_paths_digest(local, &c.src_paths, &crate::fileop::copy_options(c, None))
+    }
+
+    /// The digest of the context files `paths` select, read as a copy with `opts` would.
+    fn context_paths_digest(
+        &self,
+        local: &LocalSource,
+        paths: &[String],
+        opts: &CopyOptions,
+    ) -> Result<String, StepError> {
         let source = CopySource { root: &local.path, filter: local.filter.as_deref(), is_context: true };
-        let d = copy::source_digest(&source, src_paths, &CopyOptions::dockerfile(), Some(&self.content))
-            .map_err(StepError::other)?;
+        let d = copy::source_digest(&source, paths, opts, Some(&self.content)).map_err(StepError::other)?;
         self.explain.remember_listing(&d.digest, &d.entries);
         Ok(d.digest)
     }

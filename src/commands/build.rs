@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -82,12 +82,12 @@ fn progress_sink(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
 pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     refuse_unsupported(a)?;
     let secrets = crate::secrets::parse(&a.secret, &a.ssh, &|k| std::env::var(k).ok())?;
-    let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
-    if !context.is_dir() {
-        bail!("build context {} is not a directory", a.context.display());
-    }
-    // No Dockerfile (or buildpack options): the source is built with buildpacks, as `pack build`.
-    if a.buildpacks.any() || (a.file.is_none() && !context.join("Dockerfile").exists()) {
+    // A local directory without a Dockerfile (or with buildpack options): the source is built
+    // with buildpacks, as `pack build` does.
+    // `symlink_metadata`: a dangling `Dockerfile` link is still a Dockerfile (reading it
+    // reports the broken link), not a source tree for buildpacks.
+    let has_dockerfile = a.context.join("Dockerfile").symlink_metadata().is_ok();
+    if a.context.is_dir() && (a.buildpacks.any() || (a.file.is_none() && !has_dockerfile)) {
         if a.push && a.tags.is_empty() {
             bail!("--push needs at least one -t NAME to push to");
         }
@@ -95,11 +95,19 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         let image = crate::commands::buildpacks::build(store, a, progress.as_ref())?;
         return crate::commands::buildpacks::finish(store, a, &image, progress.as_ref()).map(|()| 0);
     }
-    let dockerfile: PathBuf = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
-    let source = std::fs::read(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
-    let file_name = display_name(&dockerfile);
+    // A directory, `-` (standard input), `-f -` or a git URL: see `crate::context`.
+    let prepared = crate::context::prepare(store, &a.context, a.file.as_deref(), &mut std::io::stdin().lock())?;
+    let context = prepared.dir.clone();
+    let source = prepared.dockerfile.clone();
+    let file_name = prepared.display_name.clone();
+    let dockerfile: PathBuf = prepared.dockerfile_path.clone().unwrap_or_else(|| context.join("Dockerfile"));
     let df = strata_frontend::parser::parse_bytes(&source, &file_name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ignore = match ignore_file_for(&context, &dockerfile) {
+    let ignore_file = match &prepared.dockerfile_path {
+        Some(path) => ignore_file_for(&context, path),
+        // A Dockerfile from standard input has no name to put an ignore file beside.
+        None => Some(context.join(".dockerignore")).filter(|p| p.is_file()),
+    };
+    let ignore = match ignore_file {
         Some(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let m = IgnoreMatcher::from_dockerignore(&text).with_context(|| format!("in {}", path.display()))?;
@@ -252,15 +260,6 @@ fn print_explanations(explanations: &[strata_builder::Explanation]) {
                 eprintln!("          {r}");
             }
         }
-    }
-}
-
-/// The Dockerfile's name as errors show it: relative to the working directory when possible.
-fn display_name(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    match cwd.and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf)) {
-        Some(rel) => rel.display().to_string(),
-        None => path.display().to_string(),
     }
 }
 

@@ -128,8 +128,12 @@ pub fn plan_export(lc: &Lifecycle<'_>, built: &Built, input: &ExportInput<'_>) -
                     allow_empty_wildcard: false,
                     unpack_archives: false,
                     parents: false,
+                    include: Vec::new(),
+                    required_paths: Vec::new(),
                     exclude: Vec::new(),
                     link: false,
+                    include_filter: None,
+                    exclude_filter: None,
                 }));
             }
             *top = graph.add(Node::new(Op::File(FileOp { root: *top, actions }), name));

@@ -20,6 +20,7 @@
 //! Image resolution goes through [`ImageResolver`] so the frontend never talks to a registry or
 //! the store itself.
 
+mod copy_sources;
 mod env;
 mod mounts;
 mod stage;

@@ -34,6 +34,7 @@
 mod auth;
 mod client;
 pub mod credentials;
+mod fetch;
 mod pull;
 mod push;
 
@@ -46,6 +47,7 @@ use crate::oci::{Descriptor, Manifest};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use client::RegistryClient;
 pub use credentials::{Credential, CredentialError};
+pub use fetch::{FetchError, UrlResponse};
 pub use push::PUSH_CONCURRENCY;
 
 /// How a [`RegistryClient`] is set up.
