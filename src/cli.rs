@@ -38,6 +38,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Give an image in the store another name.
     Tag(TagArgs),
+    /// Show which buildpack group passes detection for an app directory, and its build plan.
+    Detect(crate::commands::buildpacks::DetectArgs),
+    /// Put a buildpack-built image on another run image without rebuilding it.
+    Rebase(crate::commands::buildpacks::RebaseArgs),
     /// Remove names from the store (the content stays until garbage collection).
     Rmi(RmiArgs),
     /// Log in to a registry (saved in Docker's config.json, as `docker login` does).
@@ -47,6 +51,45 @@ pub enum Command {
     /// Tools for looking inside strata.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Verify every blob, name, cache record and snapshot in the store; --repair removes what
+    /// is broken.
+    Fsck(FsckArgs),
+    /// Remove build cache, unused cache mounts and everything no image or cache record uses.
+    Prune(PruneArgs),
+    /// The store as a whole.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Remove what is broken (never anything valid).
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only remove cache used longer ago than this (`until=24h`).
+    #[arg(long = "filter", value_name = "until=DURATION")]
+    pub filter: Vec<String>,
+    /// Keep this much build cache (e.g. 10GB), removing the least recently used first.
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (strata never asks; accepted for docker compatibility).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the store's disk usage.
+    Df,
+    /// The same as `strata prune`.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,13 +105,15 @@ pub enum ProgressMode {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory.
+    /// The build context: a directory (without a Dockerfile: an app built with buildpacks), `-`
+    /// (a tar archive, or a Dockerfile alone, on standard input) or a git URL
+    /// (`https://host/repo.git#ref:dir`, `git@host:repo.git`).
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
     /// Name (and push target) of the image; may be given several times.
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` reads it from standard input).
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Set a build-time variable (`KEY=VALUE`, or `KEY` to take it from the environment).
@@ -152,6 +197,10 @@ pub struct BuildArgs {
     /// Load the image into Docker.
     #[arg(long)]
     pub load: bool,
+
+    /// Buildpack options (used when CONTEXT has no Dockerfile).
+    #[command(flatten)]
+    pub buildpacks: crate::commands::buildpacks::BuildpackFlags,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +252,9 @@ pub struct RunArgs {
     /// The hostname inside (default: the image's short digest).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Run this instead of the image's Entrypoint (its Cmd is dropped too, as docker does).
+    #[arg(long, value_name = "PATH")]
+    pub entrypoint: Option<String>,
     /// The image, by name or digest.
     pub image: String,
     /// The command, replacing the image's Cmd.

@@ -44,3 +44,14 @@ pub fn on_interrupt(cancel: Cancel) {
         }
     });
 }
+
+/// Makes a write to a closed pipe end the process quietly, as it does for other Unix tools
+/// (`strata inspect IMAGE | head`). Rust ignores SIGPIPE by default, which turns such a write
+/// into an error (and `println!` into a panic). Only for commands that just print: a build keeps
+/// the default, so it can unwind and clean up instead of dying mid-step.
+pub fn quiet_on_closed_pipe() {
+    // SAFETY: restoring the default disposition installs no handler.
+    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        tracing::warn!("cannot reset SIGPIPE: {e}");
+    }
+}

@@ -7,6 +7,11 @@
 //! meanwhile, atomically) only if the build learned something. It is bounded: past
 //! [`MAX_ENTRIES`] entries, those this build did not use are dropped. A damaged or missing file
 //! is an empty cache, never an error: the cost is re-reading the context once.
+//!
+//! Concurrent builds: the read-merge-write of [`PersistedContentCache::save`] holds an exclusive
+//! `flock` on `content-digests.lock`, so two builds finishing together both keep what they
+//! learned; the write itself is atomic (fsynced temporary file and rename), so a crash leaves
+//! the old or the new table.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +75,12 @@ impl PersistedContentCache {
         if state.learned.is_empty() {
             return Ok(());
         }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock =
+            std::fs::File::options().create(true).truncate(false).write(true).open(self.path.with_extension("lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
         let mut table = read_rows(&self.path);
         table.extend(state.learned.iter().map(|(k, v)| (*k, *v)));
         if table.len() > MAX_ENTRIES {
@@ -78,9 +89,6 @@ impl PersistedContentCache {
         let rows: Vec<Row> =
             table.into_iter().map(|(stamp, d)| Row { stamp, sha256: strata_store::digest::to_hex(&d) }).collect();
         let data = serde_json::to_vec(&rows).map_err(std::io::Error::other)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         strata_store::layout::write_atomically(&self.path, &data).map_err(std::io::Error::other)
     }
 }
@@ -125,6 +133,25 @@ mod tests {
         assert_eq!(c.lookup(&stamp(1)), Some([1; 32]));
         assert_eq!(c.lookup(&stamp(2)), Some([2; 32]));
         assert_eq!(c.lookup(&FileStamp { ctime: (11, 0), ..stamp(1) }), None, "another version of the file");
+    }
+
+    #[test]
+    fn concurrent_saves_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let dir = dir.path();
+                s.spawn(move || {
+                    let c = PersistedContentCache::load(dir);
+                    c.store(stamp(100 + t), [t as u8; 32]);
+                    c.save().unwrap();
+                });
+            }
+        });
+        let c = PersistedContentCache::load(dir.path());
+        for t in 0..8u64 {
+            assert_eq!(c.lookup(&stamp(100 + t)), Some([t as u8; 32]), "entry of saver {t}");
+        }
     }
 
     #[test]

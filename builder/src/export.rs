@@ -17,7 +17,8 @@ use strata_store::oci::{self, ImageConfig};
 
 use crate::cache::Layer;
 
-/// Fills in `config` for the layer `chain` (bottom first) and stores the image.
+/// Fills in `config` for the layer `chain` (bottom first) and stores the image. With `source_date_epoch`,
+/// every time this build adds is that time instead (see `BuildConfig::source_date_epoch`).
 pub fn export_image(
     store: &Store,
     config: &ImageConfig,
@@ -138,5 +139,21 @@ mod tests {
         let times: Vec<_> = c.config.history.unwrap().into_iter().map(|h| h.created.unwrap()).collect();
         assert_eq!(times, ["2020-01-01T00:00:00Z", "2023-11-14T22:13:20Z"]);
         assert_eq!(c.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+    }
+
+    #[test]
+    fn an_epoch_pins_every_time_of_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut cfg = ImageConfig::scratch(&Platform::host());
+        cfg.history = Some(vec![entry("base", Some("2020-01-01T00:00:00Z"), false), entry("RUN", None, false)]);
+        let epoch = "1980-01-01T00:00:01Z";
+        let secs = 315_532_801;
+        let a = export_image(&store, &cfg, &[layer("base", None), layer("run", Some("T1"))], Some(secs)).unwrap();
+        let b = export_image(&store, &cfg, &[layer("base", None), layer("run", Some("T2"))], Some(secs)).unwrap();
+        assert_eq!(a.descriptor.digest, b.descriptor.digest, "layer times must not leak into the image");
+        assert_eq!(a.config.created.as_deref(), Some(epoch));
+        let times: Vec<_> = a.config.history.unwrap().into_iter().map(|h| h.created.unwrap()).collect();
+        assert_eq!(times, ["2020-01-01T00:00:00Z", epoch], "inherited history keeps its times");
     }
 }

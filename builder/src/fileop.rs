@@ -5,6 +5,19 @@
 //!
 //! Mounts live in strata's private mount namespace (see `strata_runner::rootfs`) and are
 //! released before the upper is packed into a layer.
+//!
+//! A `--link` copy ([`FileOp::is_linked`]) runs over an empty root filesystem instead of its
+//! root, as BuildKit runs it on scratch and merges the result over the base (MergeOp): the
+//! destination's symlinks and existing directories are not seen, created parent directories
+//! are part of the layer with mode 0755, and the layer depends on nothing below it.
+//!
+//! Owners (`--chown`, WORKDIR's user) are resolved as BuildKit's file operations resolve them
+//! (`llb.WithUser` + the file backend's `readUser`), which is more lenient than a process
+//! user's resolution: `root` and decimal numbers are ids (a user id alone also gives the group
+//! id), an empty user or group is id 0, a user name missing from `/etc/passwd` is 0:0 and a
+//! group name missing from `/etc/group` leaves the user's group, all without an error (verified
+//! with BuildKit 0.13); a name needs the files to exist (else "no such file") and a root
+//! filesystem to look in (BuildKit fails an empty one with "invalid user index: -1").
 
 use std::fs;
 use std::io::Write;
@@ -30,6 +43,7 @@ pub fn run_file_op(
     root: &[Layer],
     inputs: &dyn Fn(NodeId) -> Option<Arc<Value>>,
 ) -> Result<(Scratch, Vec<PathBuf>), StepError> {
+    let root: &[Layer] = if f.is_linked() { &[] } else { root };
     let lowers = layers::snapshots(store, root).map_err(StepError::other)?;
     let scratch = store.snapshots.scratch().map_err(StepError::other)?;
     let merged = scratch.path().join("merged");
@@ -40,27 +54,82 @@ pub fn run_file_op(
     for (i, action) in f.actions.iter().enumerate() {
         match action {
             FileAction::Mkdir { path, chown, .. } => {
-                let owner = resolve_owner(&merged, chown.as_ref())?;
+                let owner = resolve_owner(&merged, chown.as_ref(), root.is_empty())?;
                 copy::mkdir_all(&merged, path, owner).map_err(|e| StepError::msg(e.to_string()))?;
             }
             FileAction::Mkfile { path, mode, data, chown } => {
-                let owner = resolve_owner(&merged, chown.as_ref())?;
+                let owner = resolve_owner(&merged, chown.as_ref(), root.is_empty())?;
                 write_file(&scratch, i, &merged, path, *mode, data, owner)?;
             }
             FileAction::Rm { .. } => return Err(StepError::msg("removing files in a file step is not supported yet")),
-            FileAction::Copy(c) => copy_action(store, &scratch, i, &merged, c, inputs)?,
+            FileAction::Copy(c) => copy_action(store, &scratch, i, &merged, root.is_empty(), c, inputs)?,
         }
     }
     guard.unmount().map_err(|e| StepError::msg(e.to_string()))?;
     Ok((scratch, lowers))
 }
 
-/// The numeric owner of a `--chown` (or WORKDIR's user), resolved in the destination.
-fn resolve_owner(rootfs: &Path, chown: Option<&Chown>) -> Result<Option<(u32, u32)>, StepError> {
+/// One half of an owner spec, as `llb.WithUser` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Id<'a> {
+    Number(u32),
+    Name(&'a str),
+}
+
+fn parse_id(s: &str) -> Id<'_> {
+    if s == "root" || s.is_empty() {
+        return Id::Number(0);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) => Id::Number(n),
+        _ => Id::Name(s),
+    }
+}
+
+/// The numeric owner of a `--chown` (or WORKDIR's user), resolved in the destination
+/// `rootfs` (see the module doc). `empty_root` is true when the op runs over no layers at all.
+fn resolve_owner(rootfs: &Path, chown: Option<&Chown>, empty_root: bool) -> Result<Option<(u32, u32)>, StepError> {
     let Some(c) = chown else { return Ok(None) };
-    strata_runner::users::resolve_owner(rootfs, &c.user, c.group.as_deref())
-        .map(Some)
-        .map_err(|e| StepError::msg(e.to_string()))
+    let spec = match &c.group {
+        Some(g) => format!("{}:{g}", c.user),
+        None => c.user.clone(),
+    };
+    let user = parse_id(&c.user);
+    let group = c.group.as_deref().map(parse_id);
+    let needs_names = matches!(user, Id::Name(_)) || matches!(group, Some(Id::Name(_)));
+    if needs_names && empty_root {
+        return Err(StepError::msg(format!(
+            "--chown={spec}: user and group names are looked up in the destination's /etc/passwd and /etc/group, \
+             and this step has none (the first step after FROM scratch, or a --link copy); use numeric ids"
+        )));
+    }
+    let (uid, mut gid) = match user {
+        Id::Number(n) => (n, n),
+        Id::Name(name) => {
+            let passwd = read_in_root(rootfs, "/etc/passwd", &spec)?;
+            let entries = strata_runner::users::parse_passwd(&passwd);
+            entries.iter().find(|e| e.name == name).map_or((0, 0), |e| (e.uid, e.gid))
+        }
+    };
+    match group {
+        None => {}
+        Some(Id::Number(n)) => gid = n,
+        Some(Id::Name(name)) => {
+            let groups = read_in_root(rootfs, "/etc/group", &spec)?;
+            if let Some(g) = strata_runner::users::parse_group(&groups).iter().find(|g| g.name == name) {
+                gid = g.gid;
+            }
+        }
+    }
+    Ok(Some((uid, gid)))
+}
+
+/// A file of the destination root filesystem, symlinks resolved inside it.
+fn read_in_root(rootfs: &Path, path: &str, spec: &str) -> Result<String, StepError> {
+    let fail = |e: std::io::Error| StepError::msg(format!("--chown={spec}: reading {path} of the destination: {e}"));
+    let real = strata_runner::rootpath::resolve_in_root(rootfs, Path::new(path)).map_err(fail)?;
+    let bytes = fs::read(real).map_err(fail)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A file with given content, placed as a copy would place it (BuildKit makes heredoc files
@@ -88,25 +157,35 @@ fn write_file(
     Ok(())
 }
 
-fn copy_action(
-    store: &Store,
-    scratch: &Scratch,
-    index: usize,
-    merged: &Path,
-    c: &CopyAction,
-    inputs: &dyn Fn(NodeId) -> Option<Arc<Value>>,
-) -> Result<(), StepError> {
-    let owner = resolve_owner(merged, c.chown.as_ref())?;
-    let opts = CopyOptions {
+/// The copy engine's options for a copy action (owner already resolved).
+pub fn copy_options(c: &CopyAction, owner: Option<(u32, u32)>) -> CopyOptions {
+    CopyOptions {
         owner,
         chmod: c.chmod.clone(),
         allow_wildcard: c.allow_wildcard,
         allow_empty_wildcard: c.allow_empty_wildcard,
         unpack_archives: c.unpack_archives,
         follow_src_symlink: true,
-        exclude: None,
-        parents: c.parents,
-    };
+        exclude: c.exclude_filter.clone(),
+        include: c.include_filter.clone(),
+        required_paths: c.required_paths.clone(),
+    }
+}
+
+fn copy_action(
+    store: &Store,
+    scratch: &Scratch,
+    index: usize,
+    merged: &Path,
+    empty_root: bool,
+    c: &CopyAction,
+    inputs: &dyn Fn(NodeId) -> Option<Arc<Value>>,
+) -> Result<(), StepError> {
+    if (!c.exclude.is_empty() && c.exclude_filter.is_none()) || (!c.include.is_empty() && c.include_filter.is_none()) {
+        return Err(StepError::msg("a copy's --exclude or --parents patterns were not compiled by the frontend"));
+    }
+    let owner = resolve_owner(merged, c.chown.as_ref(), empty_root)?;
+    let opts = copy_options(c, owner);
     let value = inputs(c.source).ok_or_else(|| StepError::msg("a copy source was not built"))?;
     let result = match value.as_ref() {
         Value::Local(local) => {

@@ -5,7 +5,9 @@
 //! states the way BuildKit's LLB does:
 //!
 //! - sources: [`Op::Scratch`], [`Op::Image`] (an image's root filesystem, pinned by digest),
-//!   [`Op::Local`] (a host directory such as the build context, read lazily through a filter);
+//!   [`Op::Local`] (a host directory such as the build context, read lazily through a filter),
+//!   [`Op::Http`] (a downloaded file) and [`Op::Git`] (a git checkout), both fetched by
+//!   `remote.rs` into directories that copies read like a local source;
 //! - transforms of a root filesystem: [`Op::Exec`] (run a process) and [`Op::File`] (copy,
 //!   mkdir, write files). Each transform's result is its root input plus exactly one new layer.
 //!
@@ -119,13 +121,17 @@ pub enum Op {
     Exec(ExecOp),
     /// Copies, creates or removes files in a root filesystem.
     File(FileOp),
+    /// A file downloaded over HTTP(S) (`ADD https://...`): a directory holding that one file.
+    Http(HttpSource),
+    /// A checkout of a git repository (`ADD https://host/repo.git#ref:dir`, a git context).
+    Git(GitSource),
 }
 
 impl Op {
     /// The nodes this op reads.
     pub fn inputs(&self) -> Vec<NodeId> {
         match self {
-            Op::Scratch | Op::Image(_) | Op::Local(_) => Vec::new(),
+            Op::Scratch | Op::Image(_) | Op::Local(_) | Op::Http(_) | Op::Git(_) => Vec::new(),
             Op::Exec(e) => {
                 let mut v = vec![e.root];
                 v.extend(e.mounts.iter().filter_map(|m| m.source_node()));
@@ -160,6 +166,33 @@ pub struct ImageSource {
     /// The platform-specific manifest the reference resolved to.
     pub manifest_digest: Digest,
     pub platform: Platform,
+}
+
+/// A file to download. BuildKit's HTTP source: the file is named `filename`, mode 0600, owned
+/// by 0:0, its modification time the response's `Last-Modified` (else the Unix epoch); it is
+/// never unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpSource {
+    pub url: String,
+    /// The name the file gets (the Dockerfile frontend takes the URL path's last element).
+    pub filename: String,
+    /// `--checksum`: the content's digest (`sha256:<hex>`); a mismatch fails the step.
+    pub checksum: Option<String>,
+}
+
+/// A git repository at a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GitSource {
+    /// The remote as git takes it (`https://host/repo.git`, `git@host:repo.git`, `git://...`).
+    pub remote: String,
+    /// A branch, tag, full ref or commit; `None` is the remote's HEAD.
+    pub reference: Option<String>,
+    /// A directory of the checkout to use as the source's root.
+    pub subdir: Option<String>,
+    /// Keep the `.git` directory (`--keep-git-dir`).
+    pub keep_git_dir: bool,
+    /// `--checksum`: the commit the reference must resolve to (a full or abbreviated hash).
+    pub checksum: Option<String>,
 }
 
 /// Decides which files of a local source exist for the build (`.dockerignore`).
@@ -260,6 +293,11 @@ pub enum MountKind {
     Secret { id: String, env: Option<String>, required: bool, mode: u32, uid: u32, gid: u32 },
     /// An SSH agent socket forwarded from the host.
     Ssh { id: String, required: bool, mode: u32, uid: u32, gid: u32 },
+    /// A host directory bound as it is: writes go to the host. For frontends that drive a
+    /// process protocol whose results live outside layers (the buildpack lifecycle's layers and
+    /// app directories); the directory's content is not part of a cache key, so steps using a
+    /// writable one should not be served from the cache.
+    HostDir { path: PathBuf, readonly: bool },
 }
 
 /// Concurrent access to a cache mount.
@@ -277,6 +315,14 @@ pub enum CacheSharing {
 pub struct FileOp {
     pub root: NodeId,
     pub actions: Vec<FileAction>,
+}
+
+impl FileOp {
+    /// True if the op is a `--link` copy: it runs over an empty root filesystem and its layer
+    /// does not depend on `root` (every action is a copy with `link` set).
+    pub fn is_linked(&self) -> bool {
+        !self.actions.is_empty() && self.actions.iter().all(|a| matches!(a, FileAction::Copy(c) if c.link))
+    }
 }
 
 /// Who should own created files: a user and optional group, by name or number. Names are
@@ -327,12 +373,28 @@ pub struct CopyAction {
     pub allow_empty_wildcard: bool,
     /// Local tar archives are unpacked into the destination instead of copied (ADD).
     pub unpack_archives: bool,
-    /// Keep the source path's directory structure under dest (`COPY --parents`).
+    /// Keep the source path's directory structure under dest (`COPY --parents`): the frontend
+    /// sets `src_paths` to the directory the structure is relative to and `include` to the
+    /// patterns below it.
     pub parents: bool,
+    /// Include patterns (`--parents`): only what they match below each source directory, and
+    /// the directories leading to it, is copied.
+    pub include: Vec<String>,
+    /// Paths (relative to the source root) that must exist.
+    pub required_paths: Vec<String>,
     /// Patterns of source files not to copy (`--exclude`).
     pub exclude: Vec<String>,
-    /// Create the copy as an independent layer (`--link`).
+    /// Create the copy as an independent layer (`--link`): the file op runs over an empty root
+    /// and its cache key leaves the root out, so the layer is reused when the base changes
+    /// (BuildKit's MergeOp of the base and a copy onto scratch). Set on every copy of the op.
     pub link: bool,
+    /// `include`, compiled by the frontend (pattern syntax is the frontend's); `is_excluded`
+    /// means "not selected". The patterns above are what the cache key covers.
+    #[serde(skip)]
+    pub include_filter: Option<Arc<dyn PathFilter>>,
+    /// `exclude`, compiled by the frontend.
+    #[serde(skip)]
+    pub exclude_filter: Option<Arc<dyn PathFilter>>,
 }
 
 /// One image the build produces: the node holding its root filesystem and the image config the

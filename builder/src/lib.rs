@@ -16,6 +16,8 @@ pub mod graph;
 pub mod layers;
 pub mod pathmatch;
 pub mod progress;
+pub mod remote;
+pub mod remote_cache;
 pub mod scheduler;
 pub mod solve;
 

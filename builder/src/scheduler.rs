@@ -164,8 +164,12 @@ mod tests {
                 allow_empty_wildcard: false,
                 unpack_archives: false,
                 parents: false,
+                include: vec![],
+                required_paths: vec![],
                 exclude: vec![],
                 link: false,
+                include_filter: None,
+                exclude_filter: None,
             })
         };
         let join = g.add(Node::new(Op::File(FileOp { root: a, actions: vec![copy(b), copy(c)] }), "join"));

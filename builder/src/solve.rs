@@ -27,13 +27,15 @@ use strata_store::snapshots::Scratch;
 use crate::cache::{CacheRecord, CacheStore, KeyBuilder, Layer};
 use crate::content_cache::PersistedContentCache;
 use crate::copy::{self, CopyOptions, CopySource};
-use crate::exec::{ExecContext, run_exec};
+use crate::exec::{BuildSecrets, ExecContext, run_exec};
 use crate::explain::ExplainStore;
 use crate::export::export_image;
 use crate::fileop::run_file_op;
-use crate::graph::{FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
+use crate::graph::{CopyAction, FileAction, Graph, LocalSource, MountKind, Node, NodeId, Op, Origin, Target};
 use crate::layers;
 use crate::progress::{Event, Progress};
+use crate::remote;
+use crate::remote_cache::{CacheMountId, ImportedCache};
 use crate::scheduler::{Cancel, run_graph};
 
 /// What a node produced.
@@ -103,6 +105,25 @@ impl fmt::Display for BuildFailure {
 
 impl std::error::Error for BuildFailure {}
 
+/// A graph element as key text, without the graph indices it refers to its inputs by: those
+/// shift when unrelated steps are added, and the inputs' own keys are part of the key anyway.
+fn without_node_ids(v: impl serde::Serialize) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.remove("source");
+                o.remove("from");
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(v).unwrap_or_default();
+    strip(&mut v);
+    v
+}
+
 /// A node's inputs by id (the scheduler hands them over in `Op::inputs` order).
 struct Inputs<'a> {
     ids: Vec<NodeId>,
@@ -134,6 +155,8 @@ pub struct BuildConfig {
     /// creation times are it (BuildKit's `source-date-epoch` with `rewrite-timestamp`), so
     /// that two builds of the same inputs give the same image digest.
     pub source_date_epoch: Option<i64>,
+    /// `--secret` and `--ssh` sources for RUN mounts (never part of a cache key).
+    pub secrets: Arc<BuildSecrets>,
 }
 
 impl Default for BuildConfig {
@@ -146,6 +169,7 @@ impl Default for BuildConfig {
             explain: false,
             scope: String::new(),
             source_date_epoch: None,
+            secrets: Arc::default(),
         }
     }
 }
@@ -169,6 +193,10 @@ pub struct Builder<'a> {
     content: PersistedContentCache,
     explain: ExplainStore,
     explanations: std::sync::Mutex<Vec<Explanation>>,
+    /// Caches given with `--cache-from`, consulted when the local cache misses.
+    pub imports: Vec<ImportedCache>,
+    /// Every step's key and layer, as resolved in this build (for `--cache-to`).
+    resolved: std::sync::Mutex<Vec<(NodeId, Digest, CacheRecord)>>,
 }
 
 /// Why a step was or was not served from the cache.
@@ -199,6 +227,8 @@ impl<'a> Builder<'a> {
             content,
             explain,
             explanations: std::sync::Mutex::new(Vec::new()),
+            imports: Vec::new(),
+            resolved: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -243,7 +273,10 @@ impl<'a> Builder<'a> {
             }),
             Op::Local(local) => Ok(Outcome {
                 value: Arc::new(Value::Local(local.clone())),
-                key: KeyBuilder::new("local").add("path", &local.path).finish().0,
+                // Not the host path: the same project checked out elsewhere (or on another
+                // machine, with an imported cache) must hit the same keys. What is read from the
+                // directory enters the keys of the steps that read it, by content.
+                key: KeyBuilder::new("local").add("name", &local.name).finish().0,
             }),
             Op::Image(src) => {
                 let start = Instant::now();
@@ -260,6 +293,15 @@ impl<'a> Builder<'a> {
                 })
             }
             Op::Exec(_) | Op::File(_) => self.run_step(graph, id, &by_id),
+            Op::Http(_) | Op::Git(_) => {
+                let start = Instant::now();
+                self.progress.event(step, Event::Started { name: &node.name });
+                let status = |text: &str| self.progress.event(step, Event::Status { text });
+                let cx = remote::Fetcher { store: self.store, registry: self.registry, status: &status };
+                let fetched = cx.fetch(&node.op).map_err(|e| self.fail(step, start, StepError::other(e)))?;
+                self.progress.event(step, Event::Done { elapsed: start.elapsed() });
+                Ok(Outcome { value: Arc::new(Value::Local(fetched.source)), key: fetched.key })
+            }
         }
     }
 
@@ -284,11 +326,15 @@ impl<'a> Builder<'a> {
         let hit = if node.ignore_cache {
             None
         } else {
-            self.cache.get(&key).filter(|r| self.store.blobs.contains(&r.layer.blob.digest))
+            match self.cache.get(&key).filter(|r| self.store.blobs.contains(&r.layer.blob.digest)) {
+                Some(r) => Some(r),
+                None => self.imported(step, &key, &inputs_doc),
+            }
         };
         self.explain_step(graph, id, root_id, &key, &inputs_doc, hit.is_some());
         if let Some(record) = hit {
             self.progress.event(step, Event::Cached);
+            self.remember(id, &key, &record);
             return Ok(self.extend(chain, record.layer, key));
         }
 
@@ -300,6 +346,7 @@ impl<'a> Builder<'a> {
                     runner: &self.config.runner,
                     cancel: &self.cancel,
                     hostname: &self.config.hostname,
+                    secrets: &self.config.secrets,
                 };
                 run_exec(&cx, e, chain, &values, &mut |data| self.progress.event(step, Event::Output { data }))
             }
@@ -309,11 +356,76 @@ impl<'a> Builder<'a> {
         let (scratch, lowers) = ran.map_err(|e| self.fail(step, start, e))?;
         let layer = self.commit(&scratch, &lowers).map_err(|e| self.fail(step, start, e))?;
         // A failed cache write only costs a rebuild next time.
-        if let Err(e) = self.cache.put(&key, &CacheRecord { layer: layer.clone(), inputs: inputs_doc }) {
+        let record = CacheRecord { layer: layer.clone(), inputs: inputs_doc };
+        if let Err(e) = self.cache.put(&key, &record) {
             tracing::warn!("{e}");
         }
+        self.remember(id, &key, &record);
         self.progress.event(step, Event::Done { elapsed: start.elapsed() });
         Ok(self.extend(chain, layer, key))
+    }
+
+    /// A step found in a `--cache-from` cache: its layer blob is fetched and recorded locally.
+    fn imported(&self, step: usize, key: &Digest, inputs: &serde_json::Value) -> Option<CacheRecord> {
+        for import in &self.imports {
+            match import.fetch(key, self.store)? {
+                Ok(layer) => {
+                    let record = CacheRecord { layer, inputs: inputs.clone() };
+                    if let Err(e) = self.cache.put(key, &record) {
+                        tracing::warn!("{e}");
+                    }
+                    self.progress.event(step, Event::Status { text: "from the imported cache" });
+                    return Some(record);
+                }
+                // An unreachable cache costs a rebuild of the step, not the build.
+                Err(e) => self.progress.event(step, Event::Status { text: &format!("imported cache: {e}") }),
+            }
+        }
+        None
+    }
+
+    fn remember(&self, id: NodeId, key: &Digest, record: &CacheRecord) {
+        if let Ok(mut r) = self.resolved.lock() {
+            r.push((id, key.clone(), record.clone()));
+        }
+    }
+
+    /// The steps `--cache-to` exports: with `all` (mode=max) every step of the build, otherwise
+    /// those whose layers make up the target image (mode=min).
+    pub fn cache_records(&self, graph: &Graph, target: &Target, all: bool) -> Vec<(Digest, CacheRecord)> {
+        let mut chain = std::collections::HashSet::new();
+        let mut at = Some(target.root);
+        while let Some(id) = at {
+            chain.insert(id);
+            at = graph.node(id).op.root();
+        }
+        let resolved = self.resolved.lock().map(|r| r.clone()).unwrap_or_default();
+        resolved
+            .into_iter()
+            .filter(|(id, ..)| all || chain.contains(id))
+            .map(|(_, key, record)| (key, CacheRecord { inputs: serde_json::Value::Null, ..record }))
+            .collect()
+    }
+
+    /// The cache mounts (without `from=`) the target's steps use.
+    pub fn cache_mount_ids(graph: &Graph, target: &Target) -> Vec<CacheMountId> {
+        let mut ids: Vec<CacheMountId> = graph
+            .reachable(&[target.root])
+            .into_iter()
+            .filter_map(|id| match &graph.node(id).op {
+                Op::Exec(e) => Some(e.mounts.iter().filter_map(|m| match &m.kind {
+                    MountKind::Cache { id, from: None, mode, uid, gid, .. } => {
+                        Some(CacheMountId { id: id.clone(), mode: *mode, uid: *uid, gid: *gid })
+                    }
+                    _ => None,
+                })),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Records (and with `--explain`, reports) why a step hits or misses the cache.
@@ -370,7 +482,7 @@ impl<'a> Builder<'a> {
             &scratch.upper(),
             &top_first,
             self.config.compression,
-            &PackOptions { source_date_epoch: self.config.source_date_epoch },
+            &PackOptions { source_date_epoch: self.config.source_date_epoch, ..PackOptions::default() },
         )
         .map_err(StepError::other)?;
         self.store.snapshots.install(&scratch.upper(), &blob.diff_id).map_err(StepError::other)?;
@@ -397,12 +509,33 @@ impl<'a> Builder<'a> {
                 let mut mounts = Vec::new();
                 for m in &e.mounts {
                     let source = match &m.kind {
-                        MountKind::Bind { source, .. } => Some(key_of(*source)?),
+                        MountKind::Bind { source, source_path, .. } => {
+                            let input =
+                                lookup(*source).ok_or_else(|| StepError::msg("a mount source was not built"))?;
+                            match input.value.as_ref() {
+                                // A context directory is keyed by the content it mounts.
+                                Value::Local(local) => Some(
+                                    self.context_paths_digest(
+                                        local,
+                                        std::slice::from_ref(source_path),
+                                        &CopyOptions::dockerfile(),
+                                    )
+                                    .map_err(|e| {
+                                        StepError::msg(format!(
+                                            "bind mount source {source_path:?} is not in the build context (a \
+                                             symlink resolves inside the context, so one pointing outside the \
+                                             build context finds nothing): {e}"
+                                        ))
+                                    })?,
+                                ),
+                                Value::Rootfs(_) => Some(input.key.to_string()),
+                            }
+                        }
                         MountKind::Cache { from: Some(f), .. } => Some(key_of(*f)?),
                         _ => None,
                     };
                     // Cache mounts are keyed by definition only: their content is not an input.
-                    mounts.push(serde_json::json!({ "mount": m, "source": source }));
+                    mounts.push(serde_json::json!({ "mount": without_node_ids(m), "source": source }));
                 }
                 Ok(self
                     .with_epoch(KeyBuilder::new("exec"))
@@ -424,10 +557,12 @@ impl<'a> Builder<'a> {
                             let source =
                                 lookup(c.source).ok_or_else(|| StepError::msg("a copy source was not built"))?;
                             let content = match source.value.as_ref() {
-                                Value::Local(local) => Some(self.context_digest(local, &c.src_paths)?),
+                                Value::Local(local) => Some(self.context_digest(local, c)?),
                                 Value::Rootfs(_) => None,
                             };
-                            serde_json::json!({ "copy": c, "source": source.key.to_string(), "content": content })
+                            serde_json::json!({
+                                "copy": without_node_ids(c), "source": source.key.to_string(), "content": content,
+                            })
                         }
                         FileAction::Mkfile { path, mode, data, chown } => serde_json::json!({
                             "mkfile": path, "mode": mode, "chown": chown,
@@ -437,7 +572,16 @@ impl<'a> Builder<'a> {
                     };
                     actions.push(v);
                 }
-                Ok(self.with_epoch(KeyBuilder::new("file")).add("root", root_key).add("actions", actions).finish())
+                // A `--link` copy does not depend on its root: reusing its layer over a new base
+                // is the point of `--link` (BuildKit keys the copy onto scratch).
+                let scratch_key;
+                let root_key = if f.is_linked() {
+                    scratch_key = KeyBuilder::new("scratch").finish().0;
+                    &scratch_key
+                } else {
+                    root_key
+                };
+                Ok(KeyBuilder::new("file").add("root", root_key).add("actions", actions).finish())
             }
             _ => Err(StepError::msg("not a step")),
         }
@@ -453,10 +597,19 @@ impl<'a> Builder<'a> {
     }
 
     /// The digest of the context files a copy selects.
-    fn context_digest(&self, local: &LocalSource, src_paths: &[String]) -> Result<String, StepError> {
+    fn context_digest(&self, local: &LocalSource, c: &CopyAction) -> Result<String, StepError> {
+        self.context_paths_digest(local, &c.src_paths, &crate::fileop::copy_options(c, None))
+    }
+
+    /// The digest of the context files `paths` select, read as a copy with `opts` would.
+    fn context_paths_digest(
+        &self,
+        local: &LocalSource,
+        paths: &[String],
+        opts: &CopyOptions,
+    ) -> Result<String, StepError> {
         let source = CopySource { root: &local.path, filter: local.filter.as_deref(), is_context: true };
-        let d = copy::source_digest(&source, src_paths, &CopyOptions::dockerfile(), Some(&self.content))
-            .map_err(StepError::other)?;
+        let d = copy::source_digest(&source, paths, opts, Some(&self.content)).map_err(StepError::other)?;
         self.explain.remember_listing(&d.digest, &d.entries);
         Ok(d.digest)
     }

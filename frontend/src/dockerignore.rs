@@ -170,7 +170,7 @@ impl IgnoreMatcher {
                 None => (false, cleaned),
             };
             let error = |kind| PatternError { line, pattern: text.clone(), kind };
-            if !match_syntax_ok(text.as_bytes()) {
+            if strata_builder::pathmatch::validate(&text).is_err() {
                 return Err(error(PatternErrorKind::Syntax));
             }
             let how = compile(&text).map_err(|e| {
@@ -371,91 +371,6 @@ pub(crate) fn go_clean(path: &str) -> String {
         (false, true) => ".".to_string(),
         (false, false) => joined,
     }
-}
-
-/// Whether Go's `filepath.Match(pattern, ".")` would accept the pattern's syntax: it checks every
-/// chunk between unbracketed `*` runs, byte by byte as Go does.
-fn match_syntax_ok(mut pattern: &[u8]) -> bool {
-    while !pattern.is_empty() {
-        while pattern.first() == Some(&b'*') {
-            pattern = &pattern[1..];
-        }
-        let mut in_range = false;
-        let mut i = 0;
-        while i < pattern.len() {
-            match pattern[i] {
-                b'\\' if i + 1 < pattern.len() => i += 1,
-                b'[' => in_range = true,
-                b']' => in_range = false,
-                b'*' if !in_range => break,
-                _ => {}
-            }
-            i += 1;
-        }
-        if !chunk_syntax_ok(&pattern[..i]) {
-            return false;
-        }
-        pattern = &pattern[i..];
-    }
-    true
-}
-
-fn chunk_syntax_ok(mut chunk: &[u8]) -> bool {
-    while let Some(&b) = chunk.first() {
-        match b {
-            b'[' => {
-                chunk = &chunk[1..];
-                if chunk.first() == Some(&b'^') {
-                    chunk = &chunk[1..];
-                }
-                let mut ranges = 0;
-                loop {
-                    if chunk.first() == Some(&b']') && ranges > 0 {
-                        chunk = &chunk[1..];
-                        break;
-                    }
-                    let Some(rest) = class_char(chunk) else { return false };
-                    chunk = rest;
-                    if chunk[0] == b'-' {
-                        let Some(rest) = class_char(&chunk[1..]) else { return false };
-                        chunk = rest;
-                    }
-                    ranges += 1;
-                }
-            }
-            b'\\' => {
-                if chunk.len() < 2 {
-                    return false;
-                }
-                chunk = &chunk[2..];
-            }
-            _ => chunk = &chunk[1..],
-        }
-    }
-    true
-}
-
-/// Go's `getEsc`: one (possibly escaped) character of a class; the class must go on after it.
-fn class_char(chunk: &[u8]) -> Option<&[u8]> {
-    let mut chunk = chunk;
-    match chunk.first() {
-        None | Some(b'-' | b']') => return None,
-        Some(b'\\') => {
-            chunk = &chunk[1..];
-            if chunk.is_empty() {
-                return None;
-            }
-        }
-        Some(_) => {}
-    }
-    let width = match chunk[0] {
-        b if b < 0x80 => 1,
-        b if b >= 0xf0 => 4,
-        b if b >= 0xe0 => 3,
-        _ => 2,
-    };
-    let rest = chunk.get(width..)?;
-    (!rest.is_empty()).then_some(rest)
 }
 
 /// patternmatcher's `compile`: the comparison kind and, for regexps, the Go regexp.

@@ -18,8 +18,43 @@ pub struct InstructionError {
     pub hint: Option<String>,
 }
 
+/// An error about an instruction's form; the hint shows the form it takes.
 fn err(ins: &Instruction, message: impl Into<String>) -> InstructionError {
-    InstructionError { pos: ins.start, message: message.into(), hint: None }
+    InstructionError {
+        pos: ins.start,
+        message: message.into(),
+        hint: usage(&ins.keyword).map(|u| format!("usage: {u}")),
+    }
+}
+
+/// An error about one flag, with what to write instead.
+fn flag_err(ins: &Instruction, message: String, hint: String) -> InstructionError {
+    InstructionError { pos: ins.start, message, hint: Some(hint) }
+}
+
+/// The synopsis of an instruction, as the Dockerfile reference gives it.
+pub fn usage(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "from" => "FROM [--platform=<platform>] <image> [AS <name>]",
+        "arg" => "ARG <name>[=<default value>] ...",
+        "env" => "ENV <key>=<value> ...",
+        "label" => "LABEL <key>=<value> ...",
+        "run" => "RUN [--mount=...] [--network=...] <command>, or RUN [\"executable\", \"param\", ...]",
+        "cmd" => "CMD [\"executable\", \"param\", ...], or CMD <command>",
+        "entrypoint" => "ENTRYPOINT [\"executable\", \"param\", ...], or ENTRYPOINT <command>",
+        "copy" => "COPY [--from=<stage>] [--chown=<user>:<group>] [--chmod=<mode>] [--link] <src> ... <dest>",
+        "add" => "ADD [--chown=<user>:<group>] [--chmod=<mode>] [--link] <src> ... <dest>",
+        "workdir" => "WORKDIR /path/to/workdir",
+        "user" => "USER <user>[:<group>]",
+        "expose" => "EXPOSE <port>[/<protocol>] ...",
+        "volume" => "VOLUME /path ..., or VOLUME [\"/path\", ...]",
+        "stopsignal" => "STOPSIGNAL <signal>",
+        "healthcheck" => "HEALTHCHECK [--interval=<duration>] ... CMD <command>, or HEALTHCHECK NONE",
+        "shell" => "SHELL [\"executable\", \"parameters\"]",
+        "onbuild" => "ONBUILD <INSTRUCTION>",
+        "maintainer" => "MAINTAINER <name> (deprecated: LABEL org.opencontainers.image.authors=<name>)",
+        _ => return None,
+    })
 }
 
 /// A command line as RUN, CMD, ENTRYPOINT and HEALTHCHECK take it.
@@ -130,6 +165,8 @@ pub const KEYWORDS: &[&str] = &[
 struct Flags<'a> {
     ins: &'a Instruction,
     parsed: Vec<(String, Option<String>, bool)>, // name, value, used
+    /// The flags the instruction accepts (every name asked for), for "did you mean" hints.
+    known: Vec<&'static str>,
 }
 
 impl<'a> Flags<'a> {
@@ -146,39 +183,54 @@ impl<'a> Flags<'a> {
             }
             parsed.push((name, value, false));
         }
-        Ok(Flags { ins, parsed })
+        Ok(Flags { ins, parsed, known: Vec::new() })
     }
 
     /// A flag that may appear once with a value.
-    fn string(&mut self, name: &str) -> Result<Option<String>, InstructionError> {
+    fn string(&mut self, name: &'static str) -> Result<Option<String>, InstructionError> {
+        self.known.push(name);
         let mut out = None;
         for (n, v, used) in self.parsed.iter_mut().filter(|(n, ..)| n == name) {
             if out.is_some() {
-                return Err(err(self.ins, format!("duplicate flag specified: {n}")));
+                return Err(flag_err(self.ins, format!("duplicate flag specified: {n}"), format!("give --{n} once")));
             }
             *used = true;
             match v {
                 Some(v) => out = Some(v.clone()),
-                None => return Err(err(self.ins, format!("missing a value on flag: {n}"))),
+                None => {
+                    return Err(flag_err(
+                        self.ins,
+                        format!("missing a value on flag: {n}"),
+                        format!("write --{n}=VALUE"),
+                    ));
+                }
             }
         }
         Ok(out)
     }
 
     /// A flag that may appear many times with a value.
-    fn strings(&mut self, name: &str) -> Result<Vec<String>, InstructionError> {
+    fn strings(&mut self, name: &'static str) -> Result<Vec<String>, InstructionError> {
+        self.known.push(name);
         let mut out = Vec::new();
         for (n, v, used) in self.parsed.iter_mut().filter(|(n, ..)| n == name) {
             *used = true;
             match v {
                 Some(v) => out.push(v.clone()),
-                None => return Err(err(self.ins, format!("missing a value on flag: {n}"))),
+                None => {
+                    return Err(flag_err(
+                        self.ins,
+                        format!("missing a value on flag: {n}"),
+                        format!("write --{n}=VALUE"),
+                    ));
+                }
             }
         }
         Ok(out)
     }
 
-    fn boolean(&mut self, name: &str) -> Result<bool, InstructionError> {
+    fn boolean(&mut self, name: &'static str) -> Result<bool, InstructionError> {
+        self.known.push(name);
         let mut out = false;
         for (n, v, used) in self.parsed.iter_mut().filter(|(n, ..)| n == name) {
             *used = true;
@@ -186,23 +238,28 @@ impl<'a> Flags<'a> {
                 None | Some("true") | Some("") => true,
                 Some("false") => false,
                 Some(other) => {
-                    return Err(err(self.ins, format!("expecting boolean value for flag {n}, not: {other}")));
+                    return Err(flag_err(
+                        self.ins,
+                        format!("expecting boolean value for flag {n}, not: {other}"),
+                        format!("write --{n}, --{n}=true or --{n}=false"),
+                    ));
                 }
             };
         }
         Ok(out)
     }
 
-    /// Fails on any flag the instruction does not define.
+    /// Fails on any flag the instruction does not define, suggesting the one meant.
     fn finish(self) -> Result<(), InstructionError> {
-        match self.parsed.iter().find(|(_, _, used)| !used) {
-            Some((name, ..)) => Err(InstructionError {
-                pos: self.ins.start,
-                message: format!("unknown flag: --{name}"),
-                hint: Some(format!("{} does not accept --{name}", self.ins.keyword.to_uppercase())),
-            }),
-            None => Ok(()),
-        }
+        let Some((name, ..)) = self.parsed.iter().find(|(_, _, used)| !used) else { return Ok(()) };
+        let keyword = self.ins.keyword.to_uppercase();
+        let accepted: Vec<String> = self.known.iter().map(|k| format!("--{k}")).collect();
+        let hint = match (crate::suggest::closest(name, &self.known), accepted.is_empty()) {
+            (Some(s), _) => format!("did you mean --{s}? ({keyword} accepts {})", accepted.join(", ")),
+            (None, true) => format!("{keyword} takes no flags"),
+            (None, false) => format!("{keyword} accepts {}", accepted.join(", ")),
+        };
+        Err(InstructionError { pos: self.ins.start, message: format!("unknown flag: --{name}"), hint: Some(hint) })
     }
 }
 
@@ -391,7 +448,7 @@ fn check_stage_name(ins: &Instruction, name: &str) -> Result<String, Instruction
             message: format!(
                 "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
             ),
-            hint: None,
+            hint: Some("a stage name starts with a letter and has only letters, digits, `-`, `_` and `.`".into()),
         });
     }
     Ok(lower)
@@ -438,28 +495,15 @@ fn healthcheck(ins: &Instruction, flags: &mut Flags) -> Result<Command, Instruct
 
 fn unknown_instruction(ins: &Instruction, keyword: &str) -> InstructionError {
     let upper = keyword.to_uppercase();
-    let hint = KEYWORDS
-        .iter()
-        .map(|k| (edit_distance(keyword, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min()
-        .map(|(_, k)| format!("did you mean {}?", k.to_uppercase()));
-    InstructionError { pos: ins.start, message: format!("unknown instruction: {upper}"), hint }
-}
-
-/// Levenshtein distance, for "did you mean" hints.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+    let hint = match crate::suggest::closest(keyword, KEYWORDS) {
+        Some(k) => format!("did you mean {}?", k.to_uppercase()),
+        // A line that belongs to the previous instruction, cut off by a missing `\`.
+        None if keyword.starts_with('-') || keyword.contains(['=', '/', '&', '|', ';']) => {
+            "this looks like part of the previous instruction: end that line with the escape character (\\) to continue it".to_string()
         }
-        prev = cur;
-    }
-    prev[b.len()]
+        None => format!("instructions are {}", KEYWORDS.iter().map(|k| k.to_uppercase()).collect::<Vec<_>>().join(", ")),
+    };
+    InstructionError { pos: ins.start, message: format!("unknown instruction: {upper}"), hint: Some(hint) }
 }
 
 #[cfg(test)]
@@ -510,7 +554,42 @@ mod tests {
         assert_eq!(e.message, "unknown instruction: COPPY");
         assert_eq!(e.hint.as_deref(), Some("did you mean COPY?"));
         let e = parse_command(&ins("frobnicate", &[], &["a"], false)).unwrap_err();
-        assert_eq!(e.hint, None);
+        assert!(e.hint.unwrap().starts_with("instructions are ADD, ARG, CMD"));
+        // A continuation line whose `\` went missing.
+        let e = parse_command(&ins("&&", &[], &["apt-get", "clean"], false)).unwrap_err();
+        assert!(e.hint.unwrap().contains("end that line with the escape character"));
+    }
+
+    #[test]
+    fn malformed_instructions_show_their_form() {
+        let e = parse_command(&ins("from", &[], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("usage: FROM [--platform=<platform>] <image> [AS <name>]"));
+        let e = parse_command(&ins("shell", &[], &["/bin/sh -c"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("usage: SHELL [\"executable\", \"parameters\"]"));
+        let e = parse_command(&ins("copy", &["--chown"], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("write --chown=VALUE"));
+        let e = parse_command(&ins("from", &[], &["a", "as", "1x"], false)).unwrap_err();
+        assert!(e.hint.unwrap().starts_with("a stage name starts with a letter"));
+        for k in KEYWORDS {
+            assert!(usage(k).is_some_and(|u| u.starts_with(&k.to_uppercase())), "{k}");
+        }
+    }
+
+    #[test]
+    fn unknown_flags_get_the_flag_meant() {
+        let e = parse_command(&ins("copy", &["--chwon=1"], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.message, "unknown flag: --chwon");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("did you mean --chown? (COPY accepts --from, --chown, --chmod, --link, --parents, --exclude)")
+        );
+        let e = parse_command(&ins("run", &["--mout=type=cache,target=/x"], &["true"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean --mount? (RUN accepts --mount, --network, --security)"));
+        let e = parse_command(&ins("workdir", &["--x"], &["/a"], false)).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("WORKDIR takes no flags"));
+        let e = parse_command(&ins("add", &["--frm=x"], &["a", "b"], false)).unwrap_err();
+        assert_eq!(e.message, "unknown flag: --frm");
+        assert!(!e.hint.unwrap().contains("did you mean"), "ADD has no --from to suggest");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub enum ParseErrorKind {
     #[error("{0} must have two arguments")]
     MustHaveTwoArguments(&'static str),
     /// ENV/LABEL `a=b c`: the second word has no `=`.
-    #[error("Syntax error - can't find = in {}. Must be of the form: name=value", dump::go_quote(.0))]
+    #[error("Syntax error - can't find = in {}. Must be of the form: name=value", crate::gofmt::quote(.0))]
     MissingEquals(String),
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
     JsonNotStringArray,

@@ -42,6 +42,7 @@
 //! ordinary characters and [`Lexer::skip_unset_env`] leaves references to unset variables as
 //! written (BuildKit uses these to expand only the known build args inside `RUN` heredocs).
 
+use crate::gofmt::quote as go_quote;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::BuildHasher;
@@ -810,39 +811,6 @@ fn go_expand_template(template: &str, matched: &str) -> String {
     out
 }
 
-/// Go's `strconv.Quote` for the characters that occur in Dockerfiles.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control()
-                || (c.is_whitespace() && c != ' ')
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{feff}') =>
-            {
-                if (c as u32) <= 0xffff {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Go's `unicode.IsLetter` (general category L) and `unicode.IsDigit` (category Nd), which decide
 /// what a variable name is. Generated from UnicodeData.txt 15.0.0 (Debian `unicode-data`, the
 /// Unicode version of Go's tables) by merging the code points of categories Lu/Ll/Lt/Lm/Lo, and
@@ -1259,11 +1227,6 @@ mod tests {
         let out = Lexer::default().process_word(&format!("${{V#{pattern}}}|${{V//{pattern}/x}}"), &env).unwrap();
         assert!(out.starts_with(&value[399..]) && out.ends_with("|xb"), "{}", &out[..40]);
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
-    }
-
-    #[test]
-    fn go_quote_escapes_like_go() {
-        assert_eq!(go_quote("a\"b\\c\n\t\u{1}é\u{a0}"), r#""a\"b\\c\n\t\x01é\u00a0""#);
     }
 
     mod prop {

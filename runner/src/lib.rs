@@ -5,12 +5,14 @@
 //! carries it out.
 //!
 //! Layout: `launch.rs` (builder side of a run), `sandbox.rs` (the re-executed helper and the
-//! sandbox's pid 1), `mounts.rs` (which mounts, as data), `overlay.rs` (overlay options and
+//! sandbox's pid 1), `seccomp/` (Docker's seccomp profile as BPF), `forward.rs` (the SSH agent
+//! relay), `mounts.rs` (which mounts, as data), `overlay.rs` (overlay options and
 //! mounting), `stubs.rs` (mount points removed after a run), `users.rs` (user/group lookup),
 //! `rootpath.rs` (symlink-safe paths inside a rootfs), `rootfs.rs` (mounts for file
 //! operations), `protocol.rs` (helper messages), `sys.rs` (every system call and `unsafe`).
 
 pub mod error;
+pub mod forward;
 pub mod launch;
 pub mod mounts;
 pub mod overlay;
@@ -18,9 +20,11 @@ pub mod protocol;
 pub mod rootfs;
 pub mod rootpath;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spec;
 pub mod stubs;
 mod sys;
+pub mod userns;
 pub mod users;
 
 pub use error::RunError;

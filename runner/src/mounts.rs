@@ -20,6 +20,17 @@
 //! (files under `/dev/null`, directories under a read-only tmpfs) and its read-only paths
 //! remounted read-only; each only if it exists.
 //!
+//! **Device nodes.** BuildKit keeps `CAP_MKNOD` (`mknod c 1 3` works in a `RUN` step) and relies
+//! on runc's devices cgroup to refuse *opening* any node but the standard ones (opening a
+//! `mknod`ed `/dev/sda` or `/dev/mem` fails with `EPERM`). strata has no cgroup of its own to
+//! program, so it gets the same effect from mount flags: the rootfs, `/dev` and every other
+//! mount except `/dev/pts` are `nodev`, so a node created anywhere cannot be opened (`EACCES`);
+//! the standard nodes are created on a separate device tmpfs outside the rootfs and bind-mounted
+//! one by one, and a bind mount keeps its source's flags. `mknod` itself still succeeds, so
+//! builds that create device nodes for the image (as some base-image builds do) still work.
+//! With `security.insecure` BuildKit allows every device, and so no mount is `nodev` then; the
+//! host's fuse, kvm, tun, loop and kmsg nodes are bound in, those the host has.
+//!
 //! Mount points missing from the rootfs are created there (directories 0755, files empty), so
 //! `dev/ proc/ sys/` end up in the layer as they do with BuildKit; which of them are removed
 //! again afterwards is decided by `stubs.rs`.
@@ -30,7 +41,7 @@ use std::path::PathBuf;
 
 use nix::mount::MsFlags;
 
-use crate::spec::{MountSpecKind, Rootfs, SandboxSpec};
+use crate::spec::{MountSpecKind, Rootfs, SandboxSpec, SecretData, Security};
 
 /// One mount inside the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,18 +64,25 @@ pub enum Source {
     Bind { path: PathBuf, recursive: bool },
     /// A writable-or-not overlay of layers, of which `subpath` is mounted.
     Overlay { rootfs: Rootfs, subpath: String },
+    /// A file written with this content, owner and mode on the sandbox's private tmpfs.
+    Secret { data: SecretData, mode: u32, uid: u32, gid: u32 },
 }
 
 /// One step done inside the rootfs before `pivot_root`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Mount(Mount),
-    /// A character device node with exactly this mode.
-    CharDevice {
+    /// A character device node with exactly this mode, made on a device tmpfs outside the
+    /// rootfs and bind-mounted to `path` (so it works although `/dev` itself is `nodev`).
+    Device {
         path: String,
         major: u64,
         minor: u64,
         mode: u32,
+    },
+    /// The host's device node of the same path bind-mounted, if the host has it (insecure runs).
+    HostDevice {
+        path: String,
     },
     Symlink {
         path: String,
@@ -93,15 +111,37 @@ pub struct MountPlan {
 pub struct HostFiles {
     pub resolv_conf: Option<PathBuf>,
     pub hosts: Option<PathBuf>,
+    /// `/dev/loopN` nodes of the host, for insecure runs.
+    pub loop_devices: Vec<String>,
 }
 
 impl HostFiles {
-    /// The host's `/etc/resolv.conf` and `/etc/hosts`, those that exist.
+    /// The host's `/etc/resolv.conf` and `/etc/hosts`, those that exist, and its loop devices.
     pub fn from_host() -> HostFiles {
         let existing = |p: &str| Some(PathBuf::from(p)).filter(|p| p.is_file());
-        HostFiles { resolv_conf: existing("/etc/resolv.conf"), hosts: existing("/etc/hosts") }
+        let mut loop_devices: Vec<String> = std::fs::read_dir("/dev")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .filter(|n| {
+                        n.strip_prefix("loop").is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                    .map(|n| format!("/dev/{n}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        loop_devices.sort();
+        HostFiles { resolv_conf: existing("/etc/resolv.conf"), hosts: existing("/etc/hosts"), loop_devices }
     }
 }
+
+/// The device nodes of every sandbox's `/dev` (runc's defaults): name, major, minor.
+pub const STANDARD_DEVICES: [(&str, u64, u64); 6] =
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// Host devices BuildKit adds for `security.insecure` (`WithInsecureSpec`); loop devices too.
+pub const INSECURE_HOST_DEVICES: [&str; 6] =
+    ["/dev/kmsg", "/dev/cuse", "/dev/fuse", "/dev/kvm", "/dev/net/tun", "/dev/loop-control"];
 
 /// The `/etc/hosts` BuildKit writes for a RUN step: loopback names plus the sandbox's
 /// hostname, so `hostname` resolves inside.
@@ -153,14 +193,16 @@ fn host_file(target: &str, path: &std::path::Path) -> Step {
 
 /// The plan for `spec`.
 pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
+    let sandboxed = spec.security == Security::Sandbox;
+    // Device nodes work only under /dev (see the module docs); insecure runs allow them all.
+    let nodev = if sandboxed { NODEV } else { MsFlags::empty() };
     let mut steps = vec![
         fs("/proc", "proc", NOSUID | NODEV | NOEXEC, None),
-        fs("/dev", "tmpfs", NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
+        fs("/dev", "tmpfs", NOSUID | nodev | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
     ];
-    for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
-        steps.push(Step::CharDevice { path: format!("/dev/{name}"), major: 1, minor, mode: 0o666 });
+    for (name, major, minor) in STANDARD_DEVICES {
+        steps.push(Step::Device { path: format!("/dev/{name}"), major, minor, mode: 0o666 });
     }
-    steps.push(Step::CharDevice { path: "/dev/tty".into(), major: 5, minor: 0, mode: 0o666 });
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -170,10 +212,16 @@ pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
     ] {
         steps.push(Step::Symlink { path: format!("/dev/{name}"), target: target.to_string() });
     }
+    if !sandboxed {
+        for path in INSECURE_HOST_DEVICES.iter().map(|p| p.to_string()).chain(host.loop_devices.iter().cloned()) {
+            steps.push(Step::HostDevice { path });
+        }
+    }
     steps.push(fs("/dev/pts", "devpts", NOSUID | NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5")));
     steps.push(fs("/dev/shm", "tmpfs", NOSUID | NODEV | NOEXEC, Some("mode=1777,size=65536k")));
     steps.push(fs("/dev/mqueue", "mqueue", NOSUID | NODEV | NOEXEC, None));
-    steps.push(fs("/sys", "sysfs", NOSUID | NODEV | NOEXEC | MsFlags::MS_RDONLY, None));
+    let sys_ro = if sandboxed { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+    steps.push(fs("/sys", "sysfs", NOSUID | NODEV | NOEXEC | sys_ro, None));
     if let Some(path) = &host.resolv_conf {
         steps.push(host_file("/etc/resolv.conf", path));
     }
@@ -185,14 +233,14 @@ pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
             MountSpecKind::Bind { source, readonly } => Mount {
                 target: m.target.clone(),
                 source: Source::Bind { path: source.clone(), recursive: true },
-                flags: MsFlags::empty(),
+                flags: nodev,
                 data: None,
                 readonly: *readonly,
             },
             MountSpecKind::Overlay { rootfs, subpath, readonly } => Mount {
                 target: m.target.clone(),
                 source: Source::Overlay { rootfs: rootfs.clone(), subpath: subpath.clone() },
-                flags: MsFlags::empty(),
+                flags: nodev,
                 data: None,
                 readonly: *readonly,
             },
@@ -209,10 +257,20 @@ pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
                     readonly: false,
                 }
             }
+            MountSpecKind::Secret { data, mode, uid, gid } => Mount {
+                target: m.target.clone(),
+                source: Source::Secret { data: data.clone(), mode: *mode, uid: *uid, gid: *gid },
+                flags: NOSUID | NODEV | NOEXEC,
+                data: None,
+                readonly: true,
+            },
         }));
     }
-    let mut after_pivot: Vec<PathRule> = MASKED_PATHS.iter().map(|p| PathRule::Mask(p.to_string())).collect();
-    after_pivot.extend(READONLY_PATHS.iter().map(|p| PathRule::ReadOnly(p.to_string())));
+    let mut after_pivot = Vec::new();
+    if sandboxed {
+        after_pivot.extend(MASKED_PATHS.iter().map(|p| PathRule::Mask(p.to_string())));
+        after_pivot.extend(READONLY_PATHS.iter().map(|p| PathRule::ReadOnly(p.to_string())));
+    }
     MountPlan { steps, after_pivot }
 }
 
@@ -227,7 +285,7 @@ pub fn stub_candidates(spec: &SandboxSpec) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{MountSpec, Network, Process};
+    use crate::spec::{MountSpec, Network, Process, Security};
 
     fn spec(mounts: Vec<MountSpec>) -> SandboxSpec {
         SandboxSpec {
@@ -235,6 +293,7 @@ mod tests {
             process: Process { args: vec!["true".into()], env: vec![], cwd: "/".into(), user: String::new() },
             hostname: "h".into(),
             network: Network::None,
+            security: Security::Sandbox,
             mounts,
         }
     }
@@ -251,7 +310,11 @@ mod tests {
 
     #[test]
     fn default_mounts_in_order() {
-        let host = HostFiles { resolv_conf: Some("/etc/resolv.conf".into()), hosts: Some("/etc/hosts".into()) };
+        let host = HostFiles {
+            resolv_conf: Some("/etc/resolv.conf".into()),
+            hosts: Some("/etc/hosts".into()),
+            ..Default::default()
+        };
         let plan = plan(&spec(vec![]), &host);
         assert_eq!(
             targets(&plan),
@@ -276,12 +339,11 @@ mod tests {
         let plan = plan(&spec(vec![]), &HostFiles::default());
         let pos = |pred: &dyn Fn(&Step) -> bool| plan.steps.iter().position(pred).unwrap();
         let dev = pos(&|s| matches!(s, Step::Mount(m) if m.target == "/dev"));
-        let null =
-            pos(&|s| matches!(s, Step::CharDevice { path, major: 1, minor: 3, mode: 0o666 } if path == "/dev/null"));
+        let null = pos(&|s| matches!(s, Step::Device { path, major: 1, minor: 3, mode: 0o666 } if path == "/dev/null"));
         let ptmx = pos(&|s| matches!(s, Step::Symlink { path, target } if path == "/dev/ptmx" && target == "pts/ptmx"));
         let pts = pos(&|s| matches!(s, Step::Mount(m) if m.target == "/dev/pts"));
         assert!(dev < null && null < pts && ptmx < pts);
-        let devices = plan.steps.iter().filter(|s| matches!(s, Step::CharDevice { .. })).count();
+        let devices = plan.steps.iter().filter(|s| matches!(s, Step::Device { .. })).count();
         assert_eq!(devices, 6);
     }
 
@@ -316,6 +378,50 @@ mod tests {
         assert!(plan.after_pivot.contains(&PathRule::Mask("/proc/kcore".into())));
         assert!(plan.after_pivot.contains(&PathRule::ReadOnly("/proc/sys".into())));
         assert_eq!(plan.after_pivot.len(), MASKED_PATHS.len() + READONLY_PATHS.len());
+    }
+
+    #[test]
+    fn sandboxed_mounts_are_nodev_insecure_ones_not() {
+        let bind =
+            MountSpec { target: "/b".into(), kind: MountSpecKind::Bind { source: "/h".into(), readonly: false } };
+        let secret = MountSpec {
+            target: "/run/secrets/s".into(),
+            kind: MountSpecKind::Secret { data: SecretData(b"v".to_vec()), mode: 0o400, uid: 0, gid: 0 },
+        };
+        let host = HostFiles { loop_devices: vec!["/dev/loop0".into()], ..Default::default() };
+        let find = |plan: &MountPlan, target: &str| {
+            plan.steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::Mount(m) if m.target == target => Some(m.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let sandboxed = plan(&spec(vec![bind.clone(), secret.clone()]), &host);
+        assert!(find(&sandboxed, "/dev").flags.contains(MsFlags::MS_NODEV));
+        assert!(find(&sandboxed, "/b").flags.contains(MsFlags::MS_NODEV));
+        assert!(find(&sandboxed, "/sys").flags.contains(MsFlags::MS_RDONLY));
+        let s = find(&sandboxed, "/run/secrets/s");
+        assert!(s.readonly && s.flags.contains(NOSUID | NODEV | NOEXEC));
+        assert!(!sandboxed.steps.iter().any(|s| matches!(s, Step::HostDevice { .. })));
+
+        let mut insecure = spec(vec![bind, secret]);
+        insecure.security = Security::Insecure;
+        let insecure = plan(&insecure, &host);
+        assert!(!find(&insecure, "/dev").flags.contains(MsFlags::MS_NODEV));
+        assert!(!find(&insecure, "/b").flags.contains(MsFlags::MS_NODEV));
+        assert!(!find(&insecure, "/sys").flags.contains(MsFlags::MS_RDONLY));
+        assert!(insecure.after_pivot.is_empty(), "no masks");
+        let host_devices: Vec<&str> = insecure
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::HostDevice { path } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(host_devices.contains(&"/dev/fuse") && host_devices.contains(&"/dev/loop0"), "{host_devices:?}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct OverlayOptions {
     pub lowers_top_first: Vec<PathBuf>,
     /// `(upperdir, workdir)`; `None` for a read-only overlay.
     pub upper: Option<(PathBuf, PathBuf)>,
+    /// Mount with `userxattr` (overlay's own attributes as `user.overlay.*`): needed, and
+    /// chosen by [`OverlayOptions::new`], inside a user namespace (rootless), where `trusted.*`
+    /// attributes cannot be used.
+    pub userxattr: bool,
 }
 
 /// How to hand the options to the kernel.
@@ -77,7 +81,17 @@ impl OverlayOptions {
         while lowers_top_first.len() < needed {
             lowers_top_first.push(empty.to_path_buf());
         }
-        OverlayOptions { lowers_top_first, upper }
+        OverlayOptions { lowers_top_first, upper, userxattr: rootless() }
+    }
+
+    /// [`FIXED_OPTIONS`], except that with `userxattr` the kernel refuses `redirect_dir=off`
+    /// (which means "follow" when the module's `redirect_always_follow` is set): `nofollow`
+    /// then, the same for layers that never carry redirects.
+    fn fixed_options(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        FIXED_OPTIONS.iter().map(|(k, v)| match (*k, self.userxattr) {
+            ("redirect_dir", true) => (*k, "nofollow"),
+            _ => (*k, *v),
+        })
     }
 
     /// The `fsconfig` calls, in order: one `lowerdir+` per layer, then upper, work, fixed options.
@@ -88,7 +102,10 @@ impl OverlayOptions {
             params.push(("upperdir", PathOrStr::Path(upper.clone())));
             params.push(("workdir", PathOrStr::Path(work.clone())));
         }
-        params.extend(FIXED_OPTIONS.iter().map(|(k, v)| (*k, PathOrStr::Str(v.to_string()))));
+        params.extend(self.fixed_options().map(|(k, v)| (k, PathOrStr::Str(v.to_string()))));
+        if self.userxattr {
+            params.push(("userxattr", PathOrStr::Flag));
+        }
         params
     }
 
@@ -110,8 +127,11 @@ impl OverlayOptions {
         if let Some((upper, work)) = &self.upper {
             data.push_str(&format!(",upperdir={},workdir={}", escape(upper)?, escape(work)?));
         }
-        for (k, v) in FIXED_OPTIONS {
+        for (k, v) in self.fixed_options() {
             data.push_str(&format!(",{k}={v}"));
+        }
+        if self.userxattr {
+            data.push_str(",userxattr");
         }
         if data.len() > LEGACY_LIMIT {
             return Err(OverlayError::TooLong { layers: self.lowers_top_first.len(), len: data.len() });
@@ -142,13 +162,15 @@ impl OverlayOptions {
             source,
             detail: String::new(),
         })?;
-        for (i, (key, value)) in self.fsconfig_params().into_iter().enumerate() {
-            let value = value.as_str().map_err(|p| NewApiError {
+        for (i, (key, value_kind)) in self.fsconfig_params().into_iter().enumerate() {
+            let value = value_kind.as_str().map_err(|p| NewApiError {
                 unsupported: false,
                 source: io::Error::new(io::ErrorKind::InvalidInput, format!("non-UTF-8 path {p:?}")),
                 detail: String::new(),
             })?;
-            if let Err(source) = ctx.set_string(key, value) {
+            let set =
+                if matches!(value_kind, PathOrStr::Flag) { ctx.set_flag(key) } else { ctx.set_string(key, value) };
+            if let Err(source) = set {
                 let detail = ctx.messages();
                 // An unknown `lowerdir+` (kernel < 6.8) is rejected on the very first call, and
                 // fsconfig takes strings of at most 255 bytes; mount(2) may still manage both.
@@ -186,6 +208,8 @@ impl OverlayOptions {
 pub enum PathOrStr {
     Path(PathBuf),
     Str(String),
+    /// A flag option without a value (`FSCONFIG_SET_FLAG`).
+    Flag,
 }
 
 impl PathOrStr {
@@ -193,8 +217,15 @@ impl PathOrStr {
         match self {
             PathOrStr::Path(p) => p.to_str().ok_or_else(|| p.clone()),
             PathOrStr::Str(s) => Ok(s),
+            PathOrStr::Flag => Ok(""),
         }
     }
+}
+
+/// Whether this process is in a user namespace (decided once).
+fn rootless() -> bool {
+    static ROOTLESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOTLESS.get_or_init(sys::in_user_namespace)
 }
 
 struct NewApiError {
@@ -230,6 +261,14 @@ mod tests {
             o.legacy_data().unwrap(),
             "lowerdir=/l/top:/l/mid:/l/base,upperdir=/u,workdir=/w,index=off,redirect_dir=off,metacopy=off"
         );
+    }
+
+    #[test]
+    fn userxattr_for_rootless_mounts() {
+        let mut o = OverlayOptions::new(&[p("/l")], Some((p("/u"), p("/w"))), &p("/e"));
+        o.userxattr = true;
+        assert_eq!(o.fsconfig_params().last(), Some(&("userxattr", PathOrStr::Flag)));
+        assert!(o.legacy_data().unwrap().ends_with(",index=off,redirect_dir=nofollow,metacopy=off,userxattr"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! 1. dies with its parent (`PR_SET_PDEATHSIG`), reads the [`HelperRequest`], starts a session;
 //! 2. `unshare`s mount, pid, UTS and IPC namespaces (and network for [`Network::None`], where it
 //!    brings `lo` up), makes `/` rprivate so no mount propagates to the host, sets the hostname;
-//! 3. mounts the rootfs overlay on `scratch/root` and records the mount stubs (`stubs.rs`);
+//! 3. mounts the rootfs overlay on `scratch/root` (`nodev` unless insecure, see `mounts.rs`),
+//!    a device tmpfs on `scratch/devices`, and records the mount stubs (`stubs.rs`);
 //! 4. forks pid 1 of the new pid namespace, waits for it (forwarding SIGTERM/SIGINT as SIGKILL),
 //!    removes the stubs through the still-mounted overlay, and reports the exit status.
 //!
@@ -13,7 +14,11 @@
 //! leaves the helper's view alone); carries out the mount plan (`mounts.rs`) inside the rootfs;
 //! `pivot_root(".", ".")` and detaches the old root; applies masks; resolves the user in the new
 //! root (`users.rs`); creates the working directory (0755, owned by that user, as BuildKit's
-//! executor does) and enters it; sets umask 022, groups, gid, uid; builds the environment
+//! executor does) and enters it; sets umask 022; narrows the bounding set to Docker's default
+//! capabilities, installs Docker's seccomp profile (`seccomp.rs`) while `CAP_SYS_ADMIN` is still
+//! effective (there is no `no_new_privs`, so setuid programs work, as in BuildKit), then sets
+//! groups, gid, uid and the remaining capabilities (with `--security=insecure`: no filter, and
+//! every capability kept, as ambient ones for a non-root user); builds the environment
 //! (exactly `spec.process.env`, plus `PATH` and `HOME` when absent); looks `args[0]` up in that
 //! `PATH`; and `execve`s. The process thus *is* pid 1: when it exits, the kernel kills whatever
 //! it left running in the namespace.
@@ -38,7 +43,8 @@ use crate::mounts::{self, HostFiles, PathRule, Source, Step};
 use crate::overlay::{MountMethod, OverlayOptions};
 use crate::protocol::{HelperRequest, Report};
 use crate::rootpath::resolve_in_root;
-use crate::spec::Network;
+use crate::seccomp;
+use crate::spec::{Network, Security};
 use crate::stubs;
 use crate::sys;
 use crate::users;
@@ -145,7 +151,7 @@ fn helper(request: &HelperRequest, reporter: &mut Reporter) -> Result<ExitStatus
     // namespace: nothing is left in the host's scratch directory, whatever way we die.
     sys::mount("tmpfs", &request.scratch, "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=700"))
         .map_err(ctx(|| format!("mounting a tmpfs on {}", request.scratch.display())))?;
-    for dir in ["root", "empty", "mnt"] {
+    for dir in ["root", "empty", "mnt", "devices", "secrets"] {
         std::fs::create_dir(request.scratch.join(dir)).map_err(ctx(|| format!("creating scratch {dir}")))?;
     }
     let root = request.scratch.join("root");
@@ -153,6 +159,17 @@ fn helper(request: &HelperRequest, reporter: &mut Reporter) -> Result<ExitStatus
     OverlayOptions::new(&spec.rootfs.lower, upper, &request.scratch.join("empty"))
         .mount(&root, MountMethod::Auto)
         .map_err(|e| format!("mounting the rootfs: {e}"))?;
+    if spec.security == Security::Sandbox {
+        // Device nodes in the rootfs cannot be opened (see `mounts.rs`).
+        sys::remount_bind(&root, MsFlags::MS_NODEV).map_err(ctx(|| "making the rootfs nodev".into()))?;
+    }
+    // The standard device nodes are made here and bound into /dev; this tmpfs is the one place
+    // without `nodev`, and it is not reachable from inside once the old root is detached.
+    let devices = request.scratch.join("devices");
+    // Flags as BuildKit's /dev tmpfs (`rw,nosuid`): the bound nodes, and the masks made from
+    // /dev/null, show them in mountinfo.
+    sys::mount("tmpfs", &devices, "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755"))
+        .map_err(ctx(|| "mounting the device tmpfs".into()))?;
     let stub_paths = stubs::find_missing(&root, &mounts::stub_candidates(spec));
 
     let (alive_r, alive_w) = sys::pipe().map_err(ctx(|| "pipe".into()))?;
@@ -223,6 +240,11 @@ impl Ready {
 
 fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     let spec = &request.spec;
+    // Compiled before anything changes, so a profile problem is a clean setup error.
+    let filter = match spec.security {
+        Security::Sandbox => Some(seccomp::default_filter(default_capability_mask()).map_err(|e| e.to_string())?),
+        Security::Insecure => None,
+    };
     sys::reset_signals_for_exec().map_err(ctx(|| "resetting signals".into()))?;
     sys::set_umask(0o022);
     // Our own mount namespace: pivot_root below must not move the helper's root too.
@@ -235,7 +257,7 @@ fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     std::fs::write(&hosts, mounts::hosts_file(&spec.hostname)).map_err(ctx(|| "writing the hosts file".into()))?;
     let plan = mounts::plan(spec, &HostFiles { hosts: Some(hosts), ..HostFiles::from_host() });
     for (i, step) in plan.steps.iter().enumerate() {
-        apply_step(root, step, &request.scratch.join("mnt").join(i.to_string()), &request.scratch.join("empty"))?;
+        apply_step(root, step, &request.scratch, i)?;
     }
     sys::pivot_root_here(root).map_err(ctx(|| "pivot_root".into()))?;
     for rule in &plan.after_pivot {
@@ -263,18 +285,35 @@ fn setup(request: &HelperRequest, root: &Path) -> Result<Ready, String> {
     let env = env.iter().map(|e| cstring(e.as_bytes(), "an environment entry")).collect::<Result<_, _>>()?;
     let path = cstring(path.as_os_str().as_bytes(), "the command path")?;
 
-    let caps = default_capability_mask();
-    sys::restrict_bounding_set(caps).map_err(ctx(|| "dropping capabilities".into()))?;
-    sys::switch_user(user.uid, user.gid, &user.additional_gids)
-        .map_err(ctx(|| format!("switching to uid {} gid {}", user.uid, user.gid)))?;
-    sys::restrict_capabilities(caps).map_err(ctx(|| "dropping capabilities".into()))?;
+    let switch = || {
+        sys::switch_user(user.uid, user.gid, &user.additional_gids)
+            .map_err(ctx(|| format!("switching to uid {} gid {}", user.uid, user.gid)))
+    };
+    match &filter {
+        Some(filter) => {
+            let caps = default_capability_mask();
+            sys::restrict_bounding_set(caps).map_err(ctx(|| "dropping capabilities".into()))?;
+            // While CAP_SYS_ADMIN is still effective (runc's order without no_new_privs).
+            sys::install_seccomp_filter(filter).map_err(ctx(|| "installing the seccomp filter".into()))?;
+            switch()?;
+            sys::restrict_capabilities(caps).map_err(ctx(|| "dropping capabilities".into()))?;
+        }
+        None => {
+            let caps = sys::permitted_capabilities().map_err(ctx(|| "reading capabilities".into()))?;
+            sys::keep_capabilities(true).map_err(ctx(|| "keeping capabilities".into()))?;
+            switch()?;
+            sys::grant_ambient_capabilities(caps).map_err(ctx(|| "granting capabilities".into()))?;
+        }
+    }
     sys::cloexec_from_3().map_err(ctx(|| "closing inherited descriptors".into()))?;
     Ok(Ready { path, args, env, name })
 }
 
-/// Carries out one plan step inside `root` (before `pivot_root`). `stage` is a scratch mount
-/// point for overlays, `empty` an empty directory.
-fn apply_step(root: &Path, step: &Step, stage: &Path, empty: &Path) -> Result<(), String> {
+/// Carries out plan step number `i` inside `root` (before `pivot_root`), using the helper's
+/// scratch tmpfs (`mnt/i` to stage overlays, `empty/`, `devices/`, `secrets/`).
+fn apply_step(root: &Path, step: &Step, scratch: &Path, i: usize) -> Result<(), String> {
+    let stage = &scratch.join("mnt").join(i.to_string());
+    let empty = &scratch.join("empty");
     match step {
         Step::Mount(m) => {
             let target = resolve_in_root(root, Path::new(&m.target))
@@ -283,7 +322,15 @@ fn apply_step(root: &Path, step: &Step, stage: &Path, empty: &Path) -> Result<()
             match &m.source {
                 Source::Fs { fstype } => {
                     make_dir(&target)?;
-                    sys::mount(fstype, &target, fstype, m.flags, m.data.as_deref()).map_err(ctx(what))?;
+                    match sys::mount(fstype, &target, fstype, m.flags, m.data.as_deref()) {
+                        // Rootless without a network namespace of our own, sysfs cannot be
+                        // mounted: bind the host's, read-only (what rootless runc does).
+                        Err(e) if *fstype == "sysfs" && e.raw_os_error() == Some(nix::libc::EPERM) => {
+                            sys::bind(Path::new("/sys"), &target, true).map_err(ctx(what))?;
+                            sys::remount_bind(&target, m.flags).map_err(ctx(what))?;
+                        }
+                        other => other.map_err(ctx(what))?,
+                    }
                 }
                 Source::Bind { path, recursive } => {
                     make_mount_point(&target, path.is_dir())?;
@@ -300,6 +347,13 @@ fn apply_step(root: &Path, step: &Step, stage: &Path, empty: &Path) -> Result<()
                     make_mount_point(&target, source.is_dir())?;
                     sys::bind(&source, &target, true).map_err(ctx(what))?;
                 }
+                Source::Secret { data, mode, uid, gid } => {
+                    let file = scratch.join("secrets").join(i.to_string());
+                    write_private_file(&file, &data.0, *mode, *uid, *gid)
+                        .map_err(ctx(|| format!("writing the secret for {}", m.target)))?;
+                    make_mount_point(&target, false)?;
+                    sys::bind(&file, &target, false).map_err(ctx(what))?;
+                }
             }
             let is_bind = !matches!(m.source, Source::Fs { .. });
             if is_bind && (m.readonly || !m.flags.is_empty()) {
@@ -308,9 +362,27 @@ fn apply_step(root: &Path, step: &Step, stage: &Path, empty: &Path) -> Result<()
             }
             Ok(())
         }
-        Step::CharDevice { path, major, minor, mode } => {
-            sys::mknod_char(&root.join(path.trim_start_matches('/')), *major, *minor, *mode)
-                .map_err(ctx(|| format!("creating device {path}")))
+        Step::Device { path, major, minor, mode } => {
+            let node = scratch.join("devices").join(i.to_string());
+            // Without CAP_MKNOD (a user namespace), the host's own node serves, as rootless runc
+            // does it.
+            let source = match sys::mknod_char(&node, *major, *minor, *mode) {
+                Ok(()) => node,
+                Err(e) if e.raw_os_error() == Some(nix::libc::EPERM) => PathBuf::from(path),
+                Err(e) => return Err(format!("creating device {path}: {e}")),
+            };
+            let target = root.join(path.trim_start_matches('/'));
+            make_mount_point(&target, false)?;
+            sys::bind(&source, &target, false).map_err(ctx(|| format!("binding device {path}")))
+        }
+        Step::HostDevice { path } => {
+            let source = Path::new(path);
+            if std::fs::symlink_metadata(source).is_err() {
+                return Ok(());
+            }
+            let target = root.join(path.trim_start_matches('/'));
+            make_mount_point(&target, false)?;
+            sys::bind(source, &target, false).map_err(ctx(|| format!("binding host device {path}")))
         }
         Step::Symlink { path, target } => {
             symlink(target, root.join(path.trim_start_matches('/'))).map_err(ctx(|| format!("creating {path}")))
@@ -335,6 +407,20 @@ fn make_mount_point(path: &Path, dir: bool) -> Result<(), String> {
             std::fs::File::create(path).map(drop).map_err(ctx(|| format!("creating mount point {}", path.display())))
         }
     }
+}
+
+/// Creates `path` (new, not following a symlink) holding `data`, with exactly `mode` and owner.
+fn write_private_file(path: &Path, data: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(data)?;
+    sys::lchown(path, uid, gid)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
 /// Applies a mask or read-only rule after `pivot_root`, if the path exists.

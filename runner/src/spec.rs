@@ -69,6 +69,34 @@ pub enum MountSpecKind {
     Overlay { rootfs: Rootfs, subpath: String, readonly: bool },
     /// A fresh tmpfs.
     Tmpfs { size: Option<u64>, mode: u32 },
+    /// A file holding `data`, owned `uid:gid` with `mode`, on a tmpfs private to the sandbox and
+    /// mounted read-only, nosuid, nodev, noexec (a `--mount=type=secret`): the content never
+    /// touches a disk and never reaches the layer.
+    Secret { data: SecretData, mode: u32, uid: u32, gid: u32 },
+}
+
+/// Secret bytes. `Debug` prints only the length, so a spec can be logged without leaking them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretData(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretData(<{} bytes>)", self.0.len())
+    }
+}
+
+/// `--security` of a `RUN` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Docker's default confinement: its capability set, its seccomp profile, masked and
+    /// read-only `/proc` paths, `/sys` read-only, device nodes usable only under `/dev`.
+    #[default]
+    Sandbox,
+    /// BuildKit's `security.insecure`: every capability the builder has (also for non-root
+    /// users, as ambient capabilities), no seccomp filter, no masked paths, `/sys` writable,
+    /// device nodes usable anywhere, and the host's fuse, kvm, tun, loop and kmsg devices.
+    Insecure,
 }
 
 /// Everything the sandbox needs.
@@ -79,6 +107,8 @@ pub struct SandboxSpec {
     /// The hostname inside the UTS namespace.
     pub hostname: String,
     pub network: Network,
+    #[serde(default)]
+    pub security: Security,
     /// Extra mounts, applied in order after the rootfs, `/proc`, `/dev`, and the host's
     /// `/etc/resolv.conf` and `/etc/hosts`.
     pub mounts: Vec<MountSpec>,

@@ -53,9 +53,26 @@ pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     nix::mount::mount(Some(source), target, None::<&str>, flags, None::<&str>).map_err(io_err)
 }
 
-/// Remounts the bind mount at `target` with `flags` (`MS_RDONLY`, `MS_NOSUID`, ...).
+/// Remounts the bind mount at `target` with `flags` (`MS_RDONLY`, `MS_NOSUID`, ...) added to
+/// the restrictions it already has. Keeping those matters in a user namespace: a mount that came
+/// from a more privileged namespace has them locked, and a remount dropping one fails.
 pub fn remount_bind(target: &Path, flags: MsFlags) -> io::Result<()> {
-    let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    use nix::sys::statvfs::FsFlags;
+    let current = nix::sys::statvfs::statvfs(target).map_err(io_err)?.flags();
+    let mut flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    for (st, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(st) {
+            flags |= ms;
+        }
+    }
     nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(io_err)
 }
 
@@ -81,6 +98,11 @@ impl FsContext {
     /// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
     pub fn set_string(&self, key: &str, value: &str) -> io::Result<()> {
         Ok(rustix::mount::fsconfig_set_string(&self.0, key, value)?)
+    }
+
+    /// `fsconfig(FSCONFIG_SET_FLAG, key)`.
+    pub fn set_flag(&self, key: &str) -> io::Result<()> {
+        Ok(rustix::mount::fsconfig_set_flag(&self.0, key)?)
     }
 
     /// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount`: a detached mount of the new superblock.
@@ -367,6 +389,49 @@ pub fn restrict_capabilities(keep: u64) -> io::Result<()> {
     Ok(set_capabilities(None, sets)?)
 }
 
+/// The capabilities this process may use (its permitted set), as a bit mask.
+pub fn permitted_capabilities() -> io::Result<u64> {
+    Ok(rustix::thread::capabilities(None)?.permitted.bits())
+}
+
+/// Gives the process exactly `keep` (a bit mask) as permitted and effective capabilities and
+/// as ambient ones, which survive `execve` even for a non-root user (BuildKit's insecure mode
+/// grants every capability that way). Call after [`switch_user`], which must have been
+/// preceded by [`keep_capabilities`]`(true)`.
+pub fn grant_ambient_capabilities(keep: u64) -> io::Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, configure_capability_in_ambient_set, set_capabilities};
+    let all = CapabilitySet::from_bits_retain(keep);
+    set_capabilities(None, CapabilitySets { effective: all, permitted: all, inheritable: all })?;
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1 << cap), true)?;
+        }
+    }
+    rustix::thread::set_keep_capabilities(false)?;
+    Ok(())
+}
+
+/// `prctl(PR_SET_KEEPCAPS)`: keep the permitted capabilities across a switch away from uid 0.
+pub fn keep_capabilities(on: bool) -> io::Result<()> {
+    Ok(rustix::thread::set_keep_capabilities(on)?)
+}
+
+/// Installs a seccomp BPF program on this thread (`seccomp(SECCOMP_SET_MODE_FILTER)`). Without
+/// `no_new_privs` (which BuildKit does not set: setuid programs must work) this needs
+/// `CAP_SYS_ADMIN`, so call it before dropping capabilities; every later syscall of the setup
+/// (setgroups, setresuid, capset, close_range, execve) is one the filter allows.
+pub fn install_seccomp_filter(prog: &[crate::seccomp::Insn]) -> io::Result<()> {
+    let mut filter: Vec<libc::sock_filter> =
+        prog.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+    let len = u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog { len, filter: filter.as_mut_ptr() };
+    // SAFETY: `fprog` points at `filter`, which outlives the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// `execve(2)`; returns only on failure.
 pub fn execve(path: &CStr, args: &[CString], env: &[CString]) -> io::Error {
     match nix::unistd::execve(path, args, env) {
@@ -384,7 +449,71 @@ pub fn is_executable_file(path: &Path) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// User namespaces (rootless).
+
+/// True if this process is not in the initial user namespace (whose `uid_map` maps all ids
+/// to themselves).
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+        Err(_) => false,
+    }
+}
+
+/// The login name of `uid`, from the password database.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+}
+
+/// The signal [`forward_signals_to`]'s handler passes on goes to this pid.
+static SIGNAL_TARGET: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn pass_signal_on(sig: libc::c_int) {
+    let pid = SIGNAL_TARGET.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Passes SIGINT, SIGTERM and SIGHUP received by this process on to `pid` (the rootless child,
+/// which decides what they mean), instead of dying of them.
+pub fn forward_signals_to(pid: i32) -> io::Result<()> {
+    SIGNAL_TARGET.store(pid, Ordering::SeqCst);
+    let action = SigAction::new(SigHandler::Handler(pass_signal_on), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only reads an atomic and calls kill(2).
+        unsafe { nix::sys::signal::sigaction(sig, &action) }.map_err(io_err)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // File descriptors.
+
+/// Takes ownership of an inherited descriptor number.
+pub fn own_fd(fd: i32) -> OwnedFd {
+    // SAFETY: the caller names a descriptor it inherited and nothing else owns.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
+/// Clears `FD_CLOEXEC`, so the descriptor survives `execve` (between fork and exec).
+pub fn clear_cloexec(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number only changes its flags; async-signal-safe.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Writes all of `data` to `fd`.
+pub fn write_all(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
 
 /// Marks every descriptor from 3 up close-on-exec, so the process inherits only stdio — not
 /// what the builder itself inherited without `O_CLOEXEC` (runc does the same before exec).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strata_runner::spec::{MountSpec, MountSpecKind, Network, Process, Rootfs, SandboxSpec};
+use strata_runner::spec::{MountSpec, MountSpecKind, Network, Process, Rootfs, SandboxSpec, Security};
 use strata_runner::{
     Cancel, ExitStatus, OutputStream, RootfsView, RunError, RunnerConfig, UpperDir, mount_rootfs, run, run_with,
 };
@@ -95,6 +95,7 @@ impl Layers {
             },
             hostname: "strata-test".into(),
             network: Network::Host,
+            security: Security::Sandbox,
             mounts: vec![],
         }
     }
@@ -533,6 +534,71 @@ fn capabilities_like_buildkit(fx: &Fixture) {
     assert_eq!(run_ok(&spec), "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n");
 }
 
+/// Docker's seccomp profile is in force without `no_new_privs`: `unshare` (needs
+/// CAP_SYS_ADMIN) is refused even for the user namespace the kernel would allow anyone.
+fn seccomp_filter_in_force(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let script = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true 2>/dev/null || echo refused";
+    assert_eq!(run_ok(&l.spec(&["sh", "-c", script])), "NoNewPrivs:\t0\nSeccomp:\t2\nrefused\n");
+    let mut spec = l.spec(&["sh", "-c", script]);
+    spec.process.user = "builder".into();
+    assert_eq!(run_ok(&spec), "NoNewPrivs:\t0\nSeccomp:\t2\nrefused\n");
+}
+
+/// Device nodes: `mknod` works (as in BuildKit), but only the standard nodes under /dev can be
+/// opened; a node made anywhere else, or in /dev itself, reaches no device.
+fn device_nodes_unreachable(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let script = "mknod /tmp/null c 1 3 && echo made; echo x > /tmp/null 2>/dev/null || echo write-refused; \
+                  mknod /tmp/vda b 254 0 && head -c1 /tmp/vda >/dev/null 2>&1 || echo block-refused; \
+                  mknod /dev/mem2 c 1 1 && head -c1 /dev/mem2 >/dev/null 2>&1 || echo mem-refused; \
+                  echo ok > /dev/null && head -c3 /dev/zero | wc -c";
+    assert_eq!(run_ok(&l.spec(&["sh", "-c", script])), "made\nwrite-refused\nblock-refused\nmem-refused\n3\n");
+    // The node the step made is part of its layer, as BuildKit keeps it.
+    assert!(std::fs::symlink_metadata(l.upper().join("tmp/null")).unwrap().file_type().is_char_device());
+}
+
+/// `security.insecure`: every capability (also for a non-root user), no seccomp filter, no
+/// masked or read-only /proc paths, /sys writable, device nodes usable.
+fn insecure_mode(fx: &Fixture) {
+    let l = Layers::new(fx);
+    let mut spec = l.spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; \
+        grep -cE ' /proc/(sys|keys|bus) ' /proc/self/mountinfo; grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6; \
+        unshare -U true && echo unshared; mknod /tmp/z c 1 5 && head -c2 /tmp/z | wc -c",
+    ]);
+    spec.security = Security::Insecure;
+    let all = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = all.lines().find(|l| l.starts_with("CapEff:")).unwrap().to_string();
+    let out = run_ok(&spec);
+    assert_eq!(out, format!("{cap_eff}\nSeccomp:\t0\n0\nrw,nosuid,nodev,noexec,relatime\nunshared\n2\n"));
+    spec.process.user = "builder".into();
+    spec.process.args = vec!["grep".into(), "-E".into(), "^Cap(Eff|Amb)".into(), "/proc/self/status".into()];
+    let cap = cap_eff.trim_start_matches("CapEff:\t");
+    assert_eq!(run_ok(&spec), format!("CapEff:\t{cap}\nCapAmb:\t{cap}\n"));
+}
+
+/// A secret file: its content, owner and mode, read-only, and nowhere in the upper layer.
+fn secret_file_mount(fx: &Fixture) {
+    use strata_runner::spec::SecretData;
+    let l = Layers::new(fx);
+    let mut spec = l.spec(&[
+        "sh",
+        "-c",
+        "cat /run/secrets/tok; stat -c '%a %u %g' /run/secrets/tok; \
+        echo x >> /run/secrets/tok 2>/dev/null || echo read-only; grep -c ' /run/secrets/tok ' /proc/self/mountinfo",
+    ]);
+    spec.mounts.push(MountSpec {
+        target: "/run/secrets/tok".into(),
+        kind: MountSpecKind::Secret { data: SecretData(b"s3cr3t-value".to_vec()), mode: 0o440, uid: 1000, gid: 50 },
+    });
+    assert_eq!(run_ok(&spec), "s3cr3t-value440 1000 50\nread-only\n1\n");
+    // The stubs went away again and nothing of the secret is in the layer.
+    assert!(!l.upper().join("run").exists(), "{:?}", snapshot(&l.upper()));
+}
+
 /// The builder process dying (SIGTERM, default action: no cleanup code runs) takes the
 /// sandbox down with it.
 fn parent_death_kills_the_sandbox(fx: &Fixture) {
@@ -612,6 +678,10 @@ fn main() {
         ("stubs_removed_mount_points_kept", stubs_removed_mount_points_kept),
         ("setup_errors_are_reported", setup_errors_are_reported),
         ("capabilities_like_buildkit", capabilities_like_buildkit),
+        ("seccomp_filter_in_force", seccomp_filter_in_force),
+        ("device_nodes_unreachable", device_nodes_unreachable),
+        ("insecure_mode", insecure_mode),
+        ("secret_file_mount", secret_file_mount),
         ("kill_leaves_nothing_behind", kill_leaves_nothing_behind),
         ("parent_death_kills_the_sandbox", parent_death_kills_the_sandbox),
         ("no_mounts_leak_after_runs", no_mounts_leak_after_runs),

@@ -19,6 +19,7 @@ use strata_builder::progress::{JsonProgress, NoProgress, PlainProgress, Progress
 use strata_builder::{BuildConfig, Builder};
 use strata_frontend::convert::{ContextDir, ConvertOptions, convert};
 use strata_frontend::dockerignore::{IgnoreMatcher, ignore_file_for};
+use strata_frontend::lint::{self, LintOptions};
 use strata_store::Store;
 use strata_store::export::layout::{self, Format, LayoutOptions};
 use strata_store::export::rootfs::{self, Deletions, Placement};
@@ -28,6 +29,9 @@ use strata_store::layer::PackOptions;
 use strata_store::oci::{Compression, History, Platform};
 use strata_store::reference::Reference;
 
+use strata_builder::remote_cache::{ImportedCache, export as export_cache};
+
+use crate::cache_flags::CacheSpec;
 use crate::cli::{BuildArgs, ProgressMode};
 use crate::commands::push::push_descriptor;
 use crate::outputs::{self, Dest, Kind, Output};
@@ -45,17 +49,29 @@ fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
     {
         refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
     }
-    let flags: [(&str, bool); 7] = [
-        ("--check", a.check),
-        ("--secret", !a.secret.is_empty()),
-        ("--ssh", !a.ssh.is_empty()),
-        ("--cache-to", !a.cache_to.is_empty()),
-        ("--cache-from", !a.cache_from.is_empty()),
+    let flags: [(&str, bool); 2] = [
         ("--load", a.load),
         ("--platform with several platforms", a.platform.as_deref().is_some_and(|p| p.contains(','))),
     ];
     refused.extend(flags.iter().filter(|(_, on)| *on).map(|(f, _)| f.to_string()));
     if refused.is_empty() { Ok(()) } else { bail!("not supported yet: {}", refused.join(", ")) }
+}
+
+/// Output options the buildpacks path does not deliver yet (it writes to the store and pushes).
+fn refuse_for_buildpacks(a: &BuildArgs) -> Result<()> {
+    let flags = [
+        ("--output/-o", !a.output.is_empty()),
+        ("--metadata-file", a.metadata_file.is_some()),
+        ("--squash", a.squash),
+        ("--compression", a.compression.is_some()),
+        ("--compression-level", a.compression_level.is_some()),
+    ];
+    let refused: Vec<&str> = flags.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        bail!("not supported yet for buildpacks builds (no Dockerfile): {}", refused.join(", "))
+    }
 }
 
 /// `KEY=VALUE`, or `KEY` alone to take the value from the environment (skipped if unset), as
@@ -158,9 +174,14 @@ fn squash_image(
         return Ok(image.clone());
     }
     let snaps = layers::snapshots(store, &chain).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let blob =
-        rootfs::squash(store, &snaps[..base], &snaps[base..], compression, &PackOptions { source_date_epoch: epoch })
-            .context("squashing the new layers")?;
+    let blob = rootfs::squash(
+        store,
+        &snaps[..base],
+        &snaps[base..],
+        compression,
+        &PackOptions { source_date_epoch: epoch, ..PackOptions::default() },
+    )
+    .context("squashing the new layers")?;
     let mut config = image.config.clone();
     config.rootfs.diff_ids.truncate(base);
     config.rootfs.diff_ids.push(blob.diff_id.clone());
@@ -215,8 +236,25 @@ fn write_stream(dest: &Dest, write: impl FnOnce(&mut dyn Write) -> Result<()>) -
     }
 }
 
-pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
+/// Builds (or with `--check`, only checks); returns the exit status: `--check` exits 1 when
+/// it finds something, as `docker buildx build --check` does.
+pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     refuse_unsupported(a)?;
+    let secrets = crate::secrets::parse(&a.secret, &a.ssh, &|k| std::env::var(k).ok())?;
+    // A local directory without a Dockerfile (or with buildpack options): the source is built
+    // with buildpacks, as `pack build` does.
+    // `symlink_metadata`: a dangling `Dockerfile` link is still a Dockerfile (reading it
+    // reports the broken link), not a source tree for buildpacks.
+    let has_dockerfile = a.context.join("Dockerfile").symlink_metadata().is_ok();
+    if a.context.is_dir() && (a.buildpacks.any() || (a.file.is_none() && !has_dockerfile)) {
+        if a.push && a.tags.is_empty() {
+            bail!("--push needs at least one -t NAME to push to");
+        }
+        refuse_for_buildpacks(a)?;
+        let progress = progress_sink(a.progress, a.quiet);
+        let image = crate::commands::buildpacks::build(store, a, progress.as_ref())?;
+        return crate::commands::buildpacks::finish(store, a, &image, progress.as_ref()).map(|()| 0);
+    }
     let outs = parse_outputs(a)?;
     let flag_compression =
         a.compression.as_deref().map(outputs::parse_compression).transpose().map_err(|e| anyhow::anyhow!(e))?;
@@ -234,25 +272,27 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         Some((_, t)) => t.compression,
         None => Compression::Gzip,
     };
-    let context = a.context.canonicalize().with_context(|| format!("build context {}", a.context.display()))?;
-    if !context.is_dir() {
-        bail!("build context {} is not a directory", a.context.display());
-    }
-    let dockerfile: PathBuf = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
-    let source = std::fs::read(&dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?;
-    let file_name = display_name(&dockerfile);
+    // A directory, `-` (standard input), `-f -` or a git URL: see `crate::context`.
+    let prepared = crate::context::prepare(store, &a.context, a.file.as_deref(), &mut std::io::stdin().lock())?;
+    let context = prepared.dir.clone();
+    let source = prepared.dockerfile.clone();
+    let file_name = prepared.display_name.clone();
+    let dockerfile: PathBuf = prepared.dockerfile_path.clone().unwrap_or_else(|| context.join("Dockerfile"));
     let df = strata_frontend::parser::parse_bytes(&source, &file_name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &df.warnings {
-        eprintln!("warning: {file_name}:{}: {}", w.pos.line, w.message);
-    }
-    let filter = match ignore_file_for(&context, &dockerfile) {
+    let ignore_file = match &prepared.dockerfile_path {
+        Some(path) => ignore_file_for(&context, path),
+        // A Dockerfile from standard input has no name to put an ignore file beside.
+        None => Some(context.join(".dockerignore")).filter(|p| p.is_file()),
+    };
+    let ignore = match ignore_file {
         Some(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let m = IgnoreMatcher::from_dockerignore(&text).with_context(|| format!("in {}", path.display()))?;
-            Some(Arc::new(m) as Arc<dyn strata_builder::graph::PathFilter>)
+            Some(Arc::new(m))
         }
         None => None,
     };
+    let filter = ignore.clone().map(|m| m as Arc<dyn strata_builder::graph::PathFilter>);
     let mut tags = Vec::new();
     for t in &a.tags {
         tags.push(Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?);
@@ -280,7 +320,9 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         args.remove("SOURCE_DATE_EPOCH");
     }
 
-    let registry = registry_client(store)?;
+    let cache_to = a.cache_to.iter().map(|c| CacheSpec::parse(c, true)).collect::<Result<Vec<_>>>()?;
+    let cache_from = a.cache_from.iter().map(|c| CacheSpec::parse(c, false)).collect::<Result<Vec<_>>>()?;
+    let registry = Arc::new(registry_client(store)?);
     let resolver = StoreResolver::new(store, &registry, a.pull);
     let host = Platform::host();
     let opts = ConvertOptions {
@@ -295,6 +337,36 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         no_cache_filter: a.no_cache_filter.clone(),
         allow: a.allow.clone(),
     };
+    let text = String::from_utf8_lossy(&source);
+    let report = lint::check(
+        &df,
+        &LintOptions {
+            file_name: file_name.clone(),
+            source: &text,
+            build_args: opts.build_args.clone(),
+            target: a.target.clone(),
+            all_stages: a.check && a.target.is_none(),
+            target_platform: opts.target_platform.clone(),
+            build_platform: opts.build_platform.clone(),
+            ignore: ignore.as_deref(),
+            resolver: Some(&resolver),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.check {
+        // Like `docker buildx build --check`: the report on stdout, the build translated (to
+        // find its errors) but not run, exit 1 if anything was found.
+        print!("{}", lint::render::check_output(&report, &file_name, &text));
+        if let Some(e) = &report.error {
+            bail!("{e}");
+        }
+        convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(i32::from(!report.warnings.is_empty()));
+    }
+    eprint!("{}", lint::render::summary(&report));
+    if let Some(e) = &report.error {
+        bail!("{e}");
+    }
     let mut plan = convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -310,17 +382,50 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
         config.jobs = j.max(1);
     }
     config.explain = a.explain;
+    config.secrets = Arc::new(secrets);
     config.scope = dockerfile.canonicalize().unwrap_or(dockerfile.clone()).display().to_string();
     config.compression = commit_compression;
     config.source_date_epoch = epoch;
-    let builder =
+    let mut builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for spec in &cache_from {
+        let remote = spec.remote(&registry);
+        let place = remote.place();
+        match ImportedCache::load(remote, store) {
+            Ok(imported) => {
+                let seeded = imported.seed_mounts(store).map_err(|e| anyhow::anyhow!("{e}"))?;
+                progress.message(&format!(
+                    "importing cache from {place}: {} steps, {seeded} cache mounts seeded",
+                    imported.len()
+                ));
+                builder.imports.push(imported);
+            }
+            // A cache that cannot be read only costs time, as with BuildKit.
+            Err(e) => progress.message(&format!("warning: {e}")),
+        }
+    }
     install_interrupt_handler(&builder.cancel);
     let built = builder.build(&plan.graph, &plan.target);
     if a.explain {
         print_explanations(&builder.explanations());
     }
     let mut image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for spec in &cache_to {
+        let records = builder.cache_records(&plan.graph, &plan.target, spec.all_steps);
+        let mounts = if spec.mounts { Builder::cache_mount_ids(&plan.graph, &plan.target) } else { Vec::new() };
+        let remote = spec.remote(&registry);
+        match export_cache(store, remote.as_ref(), &records, &mounts) {
+            Ok(d) => progress.message(&format!(
+                "exported cache to {}: {} steps, {} cache mounts ({})",
+                remote.place(),
+                records.len(),
+                mounts.len(),
+                d.digest
+            )),
+            Err(e) if spec.ignore_error => progress.message(&format!("warning: {e}")),
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+    }
     let base = base_layer_count(&plan.target.config, &image);
     if a.squash {
         image = squash_image(store, &image, base, commit_compression, epoch)?;
@@ -399,7 +504,7 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<()> {
     if a.quiet {
         println!("{id}");
     }
-    Ok(())
+    Ok(0)
 }
 
 fn dest_name(d: &Dest) -> String {
@@ -442,15 +547,6 @@ fn print_explanations(explanations: &[strata_builder::Explanation]) {
                 eprintln!("          {r}");
             }
         }
-    }
-}
-
-/// The Dockerfile's name as errors show it: relative to the working directory when possible.
-fn display_name(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    match cwd.and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf)) {
-        Some(rel) => rel.display().to_string(),
-        None => path.display().to_string(),
     }
 }
 

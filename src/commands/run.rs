@@ -26,8 +26,11 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     let (_, desc) = find_image(store, &a.image)?;
     let image = Image::load(&store.blobs, &desc).with_context(|| format!("reading image {}", a.image))?;
     let cfg = &image.config.config;
-    let mut args: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
-    if a.command.is_empty() {
+    let mut args: Vec<String> = match &a.entrypoint {
+        Some(ep) => vec![ep.clone()],
+        None => cfg.entrypoint.clone().unwrap_or_default(),
+    };
+    if a.command.is_empty() && a.entrypoint.is_none() {
         args.extend(cfg.cmd.clone().unwrap_or_default());
     } else {
         args.extend(a.command.iter().cloned());
@@ -72,6 +75,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
             Some("none") => Network::None,
             Some(other) => bail!("unsupported --network {other:?} (host or none)"),
         },
+        security: strata_runner::spec::Security::Sandbox,
         mounts: Vec::new(),
     };
     let cancel = Cancel::new();

@@ -5,12 +5,19 @@
 //! blob path therefore either does not exist or holds exactly the bytes its name promises; a
 //! crashed or failed write leaves only an ingest file, which is never read and is removed by GC.
 //! Two processes committing the same blob race harmlessly: both renames install identical bytes.
+//!
+//! Crash safety and GC (see [`crate::durable`], [`crate::lease`]): after the rename the blob
+//! directory is fsynced, so a name written later (index, cache record) never outlives its blob
+//! in a power loss. Every look-up (`contains`, `size`, `open_blob`, `read`) and every commit
+//! first records the blob in this process's lease, under the shared GC lock, so `strata prune`
+//! running at the same time never deletes a blob a build has seen or made.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingWriter};
+use crate::lease::{self, GcLock, Item};
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,8 @@ pub enum BlobError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BlobError {
@@ -37,6 +46,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BlobError {
 /// Blobs under one store root.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
+    root: PathBuf,
     dir: PathBuf,
     ingest: PathBuf,
 }
@@ -49,7 +59,12 @@ impl BlobStore {
         for d in [&dir, &ingest] {
             fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
         }
-        Ok(BlobStore { dir, ingest })
+        Ok(BlobStore { root: root.to_path_buf(), dir, ingest })
+    }
+
+    /// Records `digest` in this process's lease; the guard is held while the caller looks.
+    fn protect(&self, digest: &Digest) -> Result<Option<GcLock>, BlobError> {
+        Ok(lease::protect(&self.root, &[Item::Blob(digest.clone())])?)
     }
 
     /// Where a blob lives (whether or not it exists).
@@ -57,13 +72,21 @@ impl BlobStore {
         self.dir.join(digest.hex())
     }
 
-    /// True if the blob is present.
+    /// True if the blob is present. (If it cannot be recorded in the lease, it is reported
+    /// absent: the caller then fetches or makes it, and that reports the error.)
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        match self.protect(digest) {
+            Ok(_guard) => self.path(digest).is_file(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
+        }
     }
 
     /// The size of a present blob.
     pub fn size(&self, digest: &Digest) -> Result<u64, BlobError> {
+        let _guard = self.protect(digest)?;
         match fs::metadata(self.path(digest)) {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BlobError::NotFound(digest.clone())),
@@ -73,6 +96,7 @@ impl BlobStore {
 
     /// Opens a blob for reading.
     pub fn open_blob(&self, digest: &Digest) -> Result<File, BlobError> {
+        let _guard = self.protect(digest)?;
         match File::open(self.path(digest)) {
             Ok(f) => Ok(f),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BlobError::NotFound(digest.clone())),
@@ -110,7 +134,21 @@ impl BlobStore {
             .prefix("blob-")
             .tempfile_in(&self.ingest)
             .map_err(io_err(format!("creating a temporary file in {}", self.ingest.display())))?;
-        Ok(BlobWriter { inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp)), dir: self.dir.clone() })
+        Ok(BlobWriter {
+            inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
+            root: self.root.clone(),
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// The directory holding the blobs (`ROOT/blobs/sha256`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of blobs being written (`ROOT/ingest`).
+    pub fn ingest_dir(&self) -> &Path {
+        &self.ingest
     }
 
     /// Every blob digest present (unordered).
@@ -139,6 +177,7 @@ impl BlobStore {
 /// A blob being written. Dropping it without committing discards the data.
 pub struct BlobWriter {
     inner: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    root: PathBuf,
     dir: PathBuf,
 }
 
@@ -164,7 +203,10 @@ impl BlobWriter {
         let tmp = buffered.into_inner().map_err(|e| io_err("flushing blob")(e.into_error()))?;
         tmp.as_file().sync_all().map_err(io_err("syncing blob"))?;
         let dest = self.dir.join(digest.hex());
+        // Recorded in the lease before it appears, so GC cannot take it before it is named.
+        let _guard = lease::protect(&self.root, &[Item::Blob(digest.clone())])?;
         tmp.persist(&dest).map_err(|e| io_err(format!("installing blob {digest}"))(e.error))?;
+        crate::durable::sync_dir(&self.dir).map_err(io_err(format!("syncing {}", self.dir.display())))?;
         Ok((digest, size))
     }
 }

@@ -11,7 +11,10 @@
 //! `index.json` is small and rewritten whole: each change takes an exclusive `flock` on
 //! `ROOT/index.lock`, re-reads the file, applies the change and renames a fsynced temporary file
 //! over it, so concurrent `strata` processes never lose each other's names and a crash leaves
-//! either the old or the new index.
+//! either the old or the new index. After the rename the directory is fsynced
+//! ([`crate::durable`]), so the new index survives a power loss once `set` returns.
+//! [`Layout::remove_if`] lets `strata fsck --repair` drop a broken name without racing a
+//! process that re-points the same name meanwhile.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -147,6 +150,54 @@ impl Layout {
         Ok(removed)
     }
 
+    /// Removes `name` only if it still points at `digest` (repairs must not undo a newer
+    /// name). Returns whether it was removed.
+    pub fn remove_if(&self, name: &str, digest: &Digest) -> Result<bool, LayoutError> {
+        let mut removed = false;
+        self.update(|index| {
+            let before = index.manifests.len();
+            index.manifests.retain(|d| !(d.annotation(REF_NAME) == Some(name) && &d.digest == digest));
+            removed = index.manifests.len() != before;
+        })?;
+        Ok(removed)
+    }
+
+    /// Replaces an unreadable `index.json` with an empty index, keeping the damaged file next to
+    /// it as `index.json.damaged` (for `strata fsck --repair`). Does nothing if the index reads.
+    pub fn reset_damaged_index(&self) -> Result<bool, LayoutError> {
+        let _lock = self.lock()?;
+        if self.read_index().is_ok() {
+            return Ok(false);
+        }
+        let path = self.index_path();
+        let aside = self.root.join("index.json.damaged");
+        match fs::rename(&path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("moving {} aside", path.display()))(e)),
+        }
+        write_atomically(&path, &oci::to_canonical_json(&Index::empty()))?;
+        Ok(true)
+    }
+
+    /// Rewrites `oci-layout` if it is missing or does not say `{"imageLayoutVersion":"1.0.0"}`.
+    /// Returns whether it had to.
+    pub fn repair_marker(&self) -> Result<bool, LayoutError> {
+        if self.marker_ok() {
+            return Ok(false);
+        }
+        write_atomically(&self.root.join("oci-layout"), OCI_LAYOUT.as_bytes())?;
+        Ok(true)
+    }
+
+    /// True if `oci-layout` is present and valid.
+    pub fn marker_ok(&self) -> bool {
+        fs::read(self.root.join("oci-layout"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .is_some_and(|v| v["imageLayoutVersion"] == "1.0.0")
+    }
+
     /// Every manifest digest the index references (the GC roots of the layout).
     pub fn referenced(&self) -> Result<Vec<Digest>, LayoutError> {
         Ok(self.read_index()?.manifests.into_iter().map(|d| d.digest).collect())
@@ -166,7 +217,9 @@ struct IndexLock {
 }
 
 /// Writes `data` to `path` via a fsynced temporary file in the same directory and a rename, so
-/// readers see the old or the new content, never a mix.
+/// readers see the old or the new content, never a mix; then fsyncs the directory, so the new
+/// content is what a power loss leaves. A failed write (a full disk) removes the temporary file
+/// and leaves `path` as it was.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), LayoutError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
@@ -176,6 +229,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), LayoutError> {
     tmp.write_all(data).map_err(io_err(format!("writing {}", path.display())))?;
     tmp.as_file().sync_all().map_err(io_err(format!("syncing {}", path.display())))?;
     tmp.persist(path).map_err(|e| io_err(format!("replacing {}", path.display()))(e.error))?;
+    crate::durable::sync_dir(dir).map_err(io_err(format!("syncing {}", dir.display())))?;
     Ok(())
 }
 
@@ -243,5 +297,24 @@ mod tests {
         fs::write(dir.path().join("index.json"), b"{not json").unwrap();
         let err = layout.list().unwrap_err().to_string();
         assert!(err.contains("index.json") && err.contains("not a valid OCI index"), "{err}");
+        assert!(layout.reset_damaged_index().unwrap());
+        assert!(layout.list().unwrap().is_empty());
+        assert_eq!(fs::read(dir.path().join("index.json.damaged")).unwrap(), b"{not json");
+        assert!(!layout.reset_damaged_index().unwrap(), "a readable index is left alone");
+    }
+
+    #[test]
+    fn remove_if_only_removes_the_name_it_was_asked_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let (a, b) = (desc(b"a"), desc(b"b"));
+        layout.set("r/x:1", &b).unwrap();
+        assert!(!layout.remove_if("r/x:1", &a.digest).unwrap(), "re-pointed meanwhile: kept");
+        assert!(layout.remove_if("r/x:1", &b.digest).unwrap());
+        assert!(layout.list().unwrap().is_empty());
+        fs::write(dir.path().join("oci-layout"), b"{}").unwrap();
+        assert!(!layout.marker_ok());
+        assert!(layout.repair_marker().unwrap());
+        assert!(layout.marker_ok());
     }
 }

@@ -10,17 +10,26 @@
 //! ROOT/snapshots/<diff_id hex>/      unpacked layers, in overlayfs upper format
 //! ROOT/tmp/                          scratch directories of running steps
 //! ROOT/cache/                        build cache records (written by the builder)
+//! ROOT/leases/, ROOT/gc.lock          leases of running processes, the GC lock ([`lease`])
 //! ```
+//!
+//! Every commit is atomic and durable ([`durable`]); what running processes use is protected
+//! from garbage collection ([`lease`], [`gc`]); [`fsck`] verifies a store and repairs it.
 //!
 //! The store knows nothing of Dockerfiles or build graphs: it stores, names, unpacks, packs and
 //! transfers content.
 
 pub mod blobs;
 pub mod digest;
+pub mod durable;
 pub mod export;
+pub mod fsck;
+pub mod fuzzing;
+pub mod gc;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod lease;
 pub mod oci;
 pub mod reference;
 pub mod registry;
@@ -61,6 +70,12 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes this process's lease on the store (see [`lease`]): everything the process looks up
+    /// or makes from now until the lease drops is safe from `strata prune`.
+    pub fn acquire_lease(&self) -> Result<std::sync::Arc<lease::Lease>, lease::LeaseError> {
+        lease::Lease::acquire(&self.root)
     }
 
     /// Where the builder keeps its cache records.

@@ -12,12 +12,20 @@
 //!
 //! Scratch directories are also where RUN and COPY steps get their overlay `upper` and `work`
 //! directories; after a step, its upper becomes the new layer's snapshot by the same rename.
+//!
+//! Crash safety and GC: before the rename the new tree is flushed to disk and after it the
+//! snapshot directory is fsynced ([`crate::durable`]), so a snapshot that survives a power loss
+//! is complete. `contains`/`ensure`/`install` record the snapshot in this process's lease under
+//! the shared GC lock ([`crate::lease`]), so `strata prune` never removes a snapshot a running
+//! build has looked up or made. Scratch directories of live processes are kept by GC because
+//! they are newer than their process's lease.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::lease::{self, Item};
 
 /// Errors of the snapshot directory.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +40,8 @@ pub enum SnapshotError {
     DiffIdMismatch { expected: Digest, actual: Digest },
     #[error("unpacking layer {diff_id}: {message}")]
     Unpack { diff_id: Digest, message: String },
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
@@ -42,6 +52,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError
 /// The snapshot directory of one store root.
 #[derive(Debug, Clone)]
 pub struct Snapshots {
+    root: PathBuf,
     dir: PathBuf,
     tmp: PathBuf,
 }
@@ -75,7 +86,17 @@ impl Snapshots {
         for d in [&dir, &tmp] {
             fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
         }
-        Ok(Snapshots { dir, tmp })
+        Ok(Snapshots { root: root.to_path_buf(), dir, tmp })
+    }
+
+    /// `ROOT/snapshots`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ROOT/tmp`, the scratch directories.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
     }
 
     /// Where the snapshot of `diff_id` lives (whether or not it exists).
@@ -83,8 +104,16 @@ impl Snapshots {
         self.dir.join(diff_id.hex())
     }
 
+    /// True if the snapshot exists (recorded in the lease first; if that fails it is reported
+    /// absent, and making it reports the error).
     pub fn contains(&self, diff_id: &Digest) -> bool {
-        self.path(diff_id).is_dir()
+        match lease::protect(&self.root, &[Item::Snapshot(diff_id.clone())]) {
+            Ok(_guard) => self.path(diff_id).is_dir(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
+        }
     }
 
     /// A fresh scratch directory with empty `upper/` and `work/`.
@@ -105,11 +134,16 @@ impl Snapshots {
     /// directory removes it). Returns the snapshot path.
     pub fn install(&self, dir: &Path, diff_id: &Digest) -> Result<PathBuf, SnapshotError> {
         let dest = self.path(diff_id);
+        let _guard = lease::protect(&self.root, &[Item::Snapshot(diff_id.clone())])?;
         if dest.is_dir() {
             return Ok(dest);
         }
+        crate::durable::sync_tree(dir).map_err(io_err(format!("syncing {}", dir.display())))?;
         match fs::rename(dir, &dest) {
-            Ok(()) => Ok(dest),
+            Ok(()) => {
+                crate::durable::sync_dir(&self.dir).map_err(io_err(format!("syncing {}", self.dir.display())))?;
+                Ok(dest)
+            }
             // Another step or process installed the same layer first: same content, keep theirs.
             Err(_) if dest.is_dir() => Ok(dest),
             Err(e) => Err(io_err(format!("installing snapshot {}", dest.display()))(e)),

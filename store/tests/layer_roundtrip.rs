@@ -173,7 +173,8 @@ fn commits_are_deterministic_and_epoch_clamps_times() {
         assert_eq!(la, lb, "two identical trees give the same blob ({c:?})");
     }
     let epoch = 1_600_000_010;
-    let tar = write_tar(&a, &[], Vec::new(), &PackOptions { source_date_epoch: Some(epoch) }).unwrap();
+    let tar = write_tar(&a, &[], Vec::new(), &PackOptions { source_date_epoch: Some(epoch), ..PackOptions::default() })
+        .unwrap();
     let mut r = TarReader::new(&tar[..]);
     let mut saw_older = false;
     while let Some(e) = r.next_entry().unwrap() {

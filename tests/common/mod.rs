@@ -435,3 +435,74 @@ pub fn plain_steps(stderr: &str) -> Vec<Step> {
 pub fn step<'a>(steps: &'a [Step], needle: &str) -> &'a Step {
     steps.iter().find(|s| s.name.contains(needle)).unwrap_or_else(|| panic!("no step {needle:?} in {steps:#?}"))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sandbox tests (issue 5).
+
+/// Compiles a C program from `tests/data/NAME.c` into a static executable at `out` (so it runs
+/// in the busybox image). Needs Debian's gcc and libc6-dev.
+pub fn compile_static(name: &str, out: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(format!("{name}.c"));
+    run(Command::new(tool("cc", "gcc libc6-dev")).args(["-static", "-O", "-o"]).arg(out).arg(&src)).ok();
+}
+
+/// Every file under `root` whose bytes contain `needle`; gzip files (layer blobs) are searched
+/// decompressed too. Symlinks are not followed.
+pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let Ok(data) = fs::read(&path) else { continue };
+            let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+            if contains(&data) {
+                found.push(path);
+            } else if data.starts_with(&[0x1f, 0x8b]) {
+                let r = run(Command::new(tool("gzip", "gzip")).arg("-dc").arg(&path));
+                if contains(r.stdout.as_bytes()) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+impl Env {
+    /// `strata build --progress plain -t TAG EXTRA... CONTEXT` with `TMPDIR` set to a fresh,
+    /// private directory (returned), so a test can see what the build left in it.
+    pub fn build_private_tmp(&self, context: &Path, tag: &str, extra: &[&str]) -> (Run, PathBuf) {
+        let tmp = tempfile::Builder::new().prefix("tmp-").tempdir_in(self.dir.path()).unwrap().keep();
+        let mut args = vec!["build", "--progress", "plain", "-t", tag];
+        args.extend_from_slice(extra);
+        args.push(context.to_str().unwrap());
+        let r = run(Command::new(STRATA)
+            .arg("--root")
+            .arg(&self.root)
+            .args(&args)
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env("TMPDIR", &tmp)
+            .env_remove("STRATA_ROOT")
+            .env_remove("XDG_DATA_HOME")
+            .env("NO_COLOR", "1"));
+        (r, tmp)
+    }
+}
+
+/// The names in a directory (for "nothing left behind" checks).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}

@@ -75,6 +75,7 @@ pub fn source_digest(
     };
     let visible: Option<&Visibility<'_>> = if context_filter.is_some() { Some(&visible_fn) } else { None };
 
+    super::check_required(&root, &opts.required_paths, visible)?;
     let mut entries = Vec::new();
     for p in src_paths {
         let comps = resolve::clean(p.as_bytes());
@@ -101,7 +102,8 @@ pub fn source_digest(
             let name = resolve::display(&m).into_bytes();
             if meta.kind == Kind::Dir {
                 let dir = root.open_dir(&source.comps, true)?;
-                let filters = Filters { context: src.filter, exclude: opts.exclude.as_deref() };
+                let filters =
+                    Filters { context: src.filter, exclude: opts.exclude.as_deref(), include: opts.include.as_deref() };
                 let root_rel = source.comps.join(&b'/');
                 let nodes = tree::scan(dir.as_fd(), &root_rel, b"", filters, name.as_slice())?;
                 entries.push(Entry { name: name.clone(), meta, comps: source.comps.clone() });
@@ -179,10 +181,11 @@ fn entry_line(
                 let digest = content_digest(std::fs::File::from(fd), &shown)?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
+                    .map(|d| d.as_nanos() as i128)
                     .unwrap_or(0);
+                let changed = i128::from(m.ctime.0) * 1_000_000_000 + i128::from(m.ctime.1);
                 if let Some(c) = cache
-                    && now - m.ctime.0 > RACY_SECONDS
+                    && now - changed > i128::from(RACY_SECONDS) * 1_000_000_000
                 {
                     c.store(stamp, digest);
                 }

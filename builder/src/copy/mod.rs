@@ -35,6 +35,7 @@
 //! rayon pool.
 
 mod archive;
+pub mod chmod;
 mod digest;
 mod resolve;
 mod tree;
@@ -58,8 +59,9 @@ use rustix::fs::{Mode, OFlags};
 
 use self::resolve::{Comps, ResolveError, Root, Visibility};
 use self::tree::{Filters, Kind, Meta};
-use self::write::{Attrs, Writer};
+use self::write::{Attrs, ModeChange, Writer};
 
+pub use self::chmod::{BadMode, SymbolicMode};
 pub use self::digest::{ContentCache, FileStamp, SourceDigest, source_digest};
 use crate::graph::{Chmod, PathFilter};
 
@@ -95,9 +97,9 @@ pub struct CopyOptions {
     pub owner: Option<(u32, u32)>,
     /// `--chmod`. An octal mode replaces all 12 mode bits of every copied file, directory and
     /// special file (not symlinks, not the created parents, not the top directory a
-    /// directory's contents are copied into). A symbolic mode is ignored: BuildKit 0.13
-    /// parses `--chmod` as octal only and silently drops anything else (verified:
-    /// `COPY --chmod=u+x` and `--chmod=999` leave modes unchanged).
+    /// directory's contents are copied into). A symbolic mode (`u+x,g-w`) is applied to each of
+    /// those entries' own mode, as newer Dockerfile frontends do; BuildKit 0.13 ignores
+    /// symbolic modes silently (see [`chmod`]).
     pub chmod: Option<Chmod>,
     /// Expand `*`, `?`, `[...]` in source paths.
     pub allow_wildcard: bool,
@@ -108,10 +110,19 @@ pub struct CopyOptions {
     /// Follow a symlink that is the source path itself (its parents are always followed).
     /// Symlinks inside a copied directory are always copied as symlinks.
     pub follow_src_symlink: bool,
-    /// `COPY --exclude`: paths (relative to each copied source) not to copy.
+    /// `COPY --exclude`: paths (relative to each copied source) not to copy. The source path
+    /// itself is never excluded, only what a copied directory holds (fsutil matches patterns
+    /// against paths below the copied source; BuildKit's `testExcludedFilesOnCopy`).
     pub exclude: Option<Arc<dyn PathFilter>>,
-    /// `COPY --parents`: not supported yet, fails with [`CopyError::Unsupported`].
-    pub parents: bool,
+    /// `COPY --parents`: fsutil's include patterns. Only entries the filter does not exclude
+    /// (paths relative to each copied source directory) are copied, with the directories
+    /// leading to them, which are created with their source metadata only when something below
+    /// them is copied. The frontend builds this filter from the patterns (its
+    /// `is_excluded` means "matches no include pattern").
+    pub include: Option<Arc<dyn PathFilter>>,
+    /// Paths relative to the source root that must exist (BuildKit's `RequiredPaths`, which
+    /// `--parents` sets for sources without wildcards).
+    pub required_paths: Vec<String>,
 }
 
 impl CopyOptions {
@@ -172,6 +183,9 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
+    /// A `--chmod` value that is neither octal nor a valid symbolic mode.
+    #[error("{0}")]
+    BadChmod(String),
     /// Something this engine does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
@@ -193,17 +207,12 @@ pub fn copy(
     dest: &str,
     opts: &CopyOptions,
 ) -> Result<CopyStats, CopyError> {
-    if opts.parents {
-        return Err(CopyError::Unsupported("COPY --parents"));
-    }
     let src_root = Root::open(src.root)?;
     let dest_root = Root::open(dest_root)?;
     let mode = match &opts.chmod {
-        Some(Chmod::Octal(m)) => Some(m & 0o7777),
-        // See `CopyOptions::chmod`: ignored like BuildKit 0.13 does.
+        Some(Chmod::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
         Some(Chmod::Symbolic(s)) => {
-            tracing::debug!(chmod = %s, "symbolic --chmod is ignored, as in BuildKit 0.13");
-            None
+            Some(ModeChange::Symbolic(SymbolicMode::parse(s).map_err(|e| CopyError::BadChmod(e.to_string()))?))
         }
         None => None,
     };
@@ -215,6 +224,7 @@ pub fn copy(
     };
     let visible: Option<&Visibility<'_>> = if context_filter.is_some() { Some(&visible_fn) } else { None };
     let job = Job { src, src_root: &src_root, dest_root: &dest_root, opts, attrs, visible };
+    check_required(&src_root, &opts.required_paths, visible)?;
 
     let mut stats = CopyStats::default();
     for p in src_paths {
@@ -301,7 +311,7 @@ impl Job<'_> {
             if src_is_dir && target.meta.is_none() { dst.clone() } else { dst[..dst.len().saturating_sub(1)].to_vec() };
         resolve::mkdir_all(self.dest_root, &parent_of_target, self.opts.owner)?;
 
-        let writer = Writer::new(self.attrs, self.dest_root);
+        let writer = Writer::new(self.attrs.clone(), self.dest_root);
         let dst_shown = resolve::display(&dst);
         if src_is_dir {
             self.copy_dir(&writer, &source.comps, &src_meta, &dst, &dst_shown)?;
@@ -336,8 +346,11 @@ impl Job<'_> {
             (self.dest_root.open_dir(dst, true)?, created)
         };
         let src_fd = self.src_root.open_dir(src, true)?;
-        let exclude = self.opts.exclude.as_deref();
-        let filters = Filters { context: self.src.filter, exclude };
+        let filters = Filters {
+            context: self.src.filter,
+            exclude: self.opts.exclude.as_deref(),
+            include: self.opts.include.as_deref(),
+        };
         let root_rel = src.join(&b'/');
         let src_shown = resolve::display(src);
         let nodes = tree::scan(src_fd.as_fd(), &root_rel, b"", filters, src_shown.as_bytes())?;
@@ -363,6 +376,27 @@ impl Job<'_> {
     }
 }
 
+/// Fails with [`CopyError::NotFound`] unless every path of `required` exists (visible through
+/// the context filter) in the source root.
+pub(crate) fn check_required(
+    root: &Root,
+    required: &[String],
+    visible: Option<&Visibility<'_>>,
+) -> Result<(), CopyError> {
+    for p in required {
+        let comps = resolve::clean(p.as_bytes());
+        let found = match resolve::resolve(root, &comps, false, visible) {
+            Ok(r) => r.meta.is_some(),
+            Err(ResolveError::NotADirectory(_)) => false,
+            Err(ResolveError::Other(e)) => return Err(e),
+        };
+        if !found {
+            return Err(CopyError::NotFound { path: resolve::display(&comps) });
+        }
+    }
+    Ok(())
+}
+
 /// Creates directory `path` (absolute in `dest_root`) and its missing parents, mode 0755,
 /// owned by `owner` if given; existing directories are left as they are. Symlinks on the way
 /// are followed inside the root. This is what a WORKDIR step does (BuildKit's mkdir with
@@ -370,6 +404,19 @@ impl Job<'_> {
 pub fn mkdir_all(dest_root: &Path, path: &str, owner: Option<(u32, u32)>) -> Result<(), CopyError> {
     let root = Root::open(dest_root)?;
     resolve::mkdir_all(&root, &resolve::clean(path.as_bytes()), owner).map(|_| ())
+}
+
+/// True if `file` is a tar archive (plain, gzip, bzip2, xz or zstd) as `ADD` recognises one.
+/// Reads from the start and rewinds.
+pub fn is_tar_archive(file: &std::fs::File) -> io::Result<bool> {
+    archive::is_archive(file)
+}
+
+/// Extracts the archive `file` (see [`is_tar_archive`]) into the directory `dest`, keeping the
+/// archive's owners, confined to `dest`: what a build context sent as a tar becomes.
+pub fn extract_tar_archive(file: std::fs::File, dest: &Path) -> Result<(), CopyError> {
+    let root = Root::open(dest)?;
+    archive::unpack_archive(file, &root, "/", None)
 }
 
 /// (parent components, last component) of a non-root path; the root is (`[]`, `.`).

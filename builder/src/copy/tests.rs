@@ -231,10 +231,31 @@ fn chmod_applies_to_files_dirs_and_specials_not_symlinks() {
     cp_with(&stage(&r.src), &r.dst, &["d/f"], "/y/deep/", opts(0o4711)).unwrap();
     assert_eq!(owner_mode(&r.dst, "y/deep/f").2, 0o4711, "all 12 bits of --chmod are applied");
     assert_eq!(owner_mode(&r.dst, "y/deep").2, 0o755, "created parents are not chmodded");
-    // Symbolic modes are ignored, as BuildKit 0.13 does.
-    let sym = CopyOptions { chmod: Some(Chmod::Symbolic("u-x,g+w".into())), ..CopyOptions::dockerfile() };
-    cp_with(&stage(&r.src), &r.dst, &["d/f"], "/z", sym).unwrap();
-    assert_eq!(owner_mode(&r.dst, "z").2, 0o4755);
+}
+
+/// Symbolic modes start from each entry's own mode (newer Dockerfile frontends; BuildKit 0.13
+/// ignores them): `X` adds execute to directories and already executable files only.
+#[test]
+fn symbolic_chmod_applies_to_each_entrys_own_mode() {
+    let r = Roots::new();
+    write(&r.src, "d/f", "x");
+    chmod(&r.src, "d/f", 0o4755);
+    write(&r.src, "d/plain", "p");
+    chmod(&r.src, "d/plain", 0o640);
+    mkdir(&r.src, "d/sub");
+    chmod(&r.src, "d/sub", 0o700);
+    symlink(&r.src, "d/l", "f");
+    let sym = |s: &str| CopyOptions { chmod: Some(Chmod::Symbolic(s.into())), ..CopyOptions::dockerfile() };
+    cp_with(&stage(&r.src), &r.dst, &["d/f"], "/z", sym("u-x,g+w")).unwrap();
+    assert_eq!(owner_mode(&r.dst, "z").2, 0o4675);
+    cp_with(&stage(&r.src), &r.dst, &["d"], "/x/", sym("go=r,go+X")).unwrap();
+    assert_eq!(owner_mode(&r.dst, "x").2, 0o755, "the top directory is not chmodded");
+    assert_eq!(owner_mode(&r.dst, "x/f").2, 0o4755, "g/o get r, and x since f was executable; u's setuid stays");
+    assert_eq!(owner_mode(&r.dst, "x/plain").2, 0o644);
+    assert_eq!(owner_mode(&r.dst, "x/sub").2, 0o755);
+    assert_eq!(owner_mode(&r.dst, "x/l").2, 0o777, "symlinks keep their mode");
+    let err = cp_with(&stage(&r.src), &r.dst, &["d/f"], "/bad", sym("u+q")).unwrap_err();
+    assert!(err.to_string().contains("invalid chmod parameter"), "{err}");
 }
 
 #[test]
@@ -580,9 +601,51 @@ fn add_unpacks_archives_and_copies_other_files() {
     // COPY never unpacks.
     cp(&ctx(&r.src), &r.dst, &["bundle.tar"], "/c/").unwrap();
     assert!(meta(&r.dst, "c/bundle.tar").is_file());
-    let parents = CopyOptions { parents: true, ..CopyOptions::dockerfile() };
-    let e = cp_with(&ctx(&r.src), &r.dst, &["plain.txt"], "/p/", parents).unwrap_err();
-    assert_eq!(e.to_string(), "COPY --parents is not supported yet");
+}
+
+/// `COPY --parents` (BuildKit's `testCopyParents` / `testCopyRelativeParents`): the frontend
+/// turns each source into a source directory (the context root, or the part before a `/./`
+/// pivot) plus an include pattern; only matches and the directories leading to them are
+/// copied, those directories with their source metadata.
+#[test]
+fn parents_copy_matches_with_the_directories_leading_to_them() {
+    let r = Roots::new();
+    write(&r.src, "foo1/foo2/bar", "testing");
+    write(&r.src, "foo1/foo2/baz", "testing2");
+    write(&r.src, "foo1/other/x", "x");
+    write(&r.src, "top.txt", "t");
+    chmod(&r.src, "foo1", 0o700);
+    chmod(&r.src, "foo1/foo2", 0o750);
+    let parents = |patterns: &[&str], required: &[&str]| CopyOptions {
+        include: Some(Arc::new(testutil::Include(patterns.iter().map(|p| p.to_string()).collect()))),
+        required_paths: required.iter().map(|p| p.to_string()).collect(),
+        ..CopyOptions::dockerfile()
+    };
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/", parents(&["foo1/foo2/bar"], &["foo1/foo2/bar"])).unwrap();
+    assert_eq!(read(&r.dst, "foo1/foo2/bar"), "testing");
+    assert_eq!(owner_mode(&r.dst, "foo1").2, 0o700, "leading directories keep their source mode");
+    assert_eq!(owner_mode(&r.dst, "foo1/foo2").2, 0o750);
+    assert!(!exists(&r.dst, "foo1/foo2/baz") && !exists(&r.dst, "foo1/other") && !exists(&r.dst, "top.txt"));
+
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/test/", parents(&["foo1/foo2/ba*"], &[])).unwrap();
+    assert_eq!(read(&r.dst, "test/foo1/foo2/bar"), "testing");
+    assert_eq!(read(&r.dst, "test/foo1/foo2/baz"), "testing2");
+    assert!(!exists(&r.dst, "test/foo1/other"), "a directory nothing is selected in is not created");
+
+    // A pivot: `foo1/./foo2` copies `foo2` relative to `foo1`; a pattern naming a directory
+    // selects everything in it; a wildcard in the part before the pivot is expanded.
+    cp_with(&ctx(&r.src), &r.dst, &["foo1"], "/p/", parents(&["foo2"], &["foo1/foo2"])).unwrap();
+    assert_eq!(read(&r.dst, "p/foo2/baz"), "testing2");
+    assert!(!exists(&r.dst, "p/foo1") && !exists(&r.dst, "p/other"));
+    cp_with(&ctx(&r.src), &r.dst, &["fo*"], "/w/", parents(&["*/x"], &[])).unwrap();
+    assert_eq!(read(&r.dst, "w/other/x"), "x");
+    assert!(!exists(&r.dst, "w/foo2"));
+
+    // Nothing matches a wildcard pattern: nothing is copied; a missing plain path is an error.
+    cp_with(&ctx(&r.src), &r.dst, &["."], "/n/", parents(&["nothing*"], &[])).unwrap();
+    assert!(fs::read_dir(r.dst.join("n")).unwrap().next().is_none());
+    let e = cp_with(&ctx(&r.src), &r.dst, &["."], "/m/", parents(&["foo1/missing"], &["foo1/missing"])).unwrap_err();
+    assert_eq!(e.to_string(), r#""/foo1/missing": not found"#);
 }
 
 #[test]

@@ -12,6 +12,37 @@ use sha2::{Digest, Sha256};
 use crate::graph::PathFilter;
 use crate::pathmatch;
 
+/// Include patterns (`COPY --parents`) for the tests, as the frontend builds them: an entry is
+/// selected when a pattern (Go `filepath.Match`, no `**` here) matches it or one of its parent
+/// directories; a directory is entered when a pattern could match something below it.
+#[derive(Debug)]
+pub(crate) struct Include(pub Vec<String>);
+
+impl PathFilter for Include {
+    fn is_excluded(&self, rel_path: &str) -> bool {
+        !self.0.iter().any(|pattern| {
+            let mut p = rel_path;
+            loop {
+                if pathmatch::matches(pattern, p).unwrap_or(false) {
+                    return true;
+                }
+                match p.rfind('/') {
+                    Some(i) => p = &p[..i],
+                    None => return false,
+                }
+            }
+        })
+    }
+
+    fn may_include_below(&self, rel_dir: &str) -> bool {
+        let dir: Vec<&str> = rel_dir.split('/').collect();
+        self.0.iter().any(|pattern| {
+            let pat: Vec<&str> = pattern.split('/').collect();
+            pat.len() > dir.len() && dir.iter().zip(&pat).all(|(d, p)| pathmatch::matches(p, d).unwrap_or(false))
+        })
+    }
+}
+
 /// A `.dockerignore`-like filter for the tests (the real one lives in the frontend, which
 /// this crate cannot depend on): patterns in order, `!` for exceptions, the last matching
 /// pattern wins, and a pattern matching a parent directory matches everything below it.

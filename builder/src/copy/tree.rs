@@ -92,17 +92,20 @@ pub(crate) struct Node {
 }
 
 /// The filters a scan applies. Paths given to `context` are relative to the source root
-/// (what `.dockerignore` patterns see); paths given to `exclude` are relative to the copied
-/// source (what `COPY --exclude` patterns see).
+/// (what `.dockerignore` patterns see); paths given to `exclude` and `include` are relative to
+/// the copied source (what `COPY --exclude` and `--parents` patterns see). An entry is left out
+/// if any filter excludes it; a directory left out is still entered when every filter that
+/// excludes it may select something below it, and kept only if something below is kept.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Filters<'a> {
     pub context: Option<&'a dyn PathFilter>,
     pub exclude: Option<&'a dyn PathFilter>,
+    pub include: Option<&'a dyn PathFilter>,
 }
 
 impl Filters<'_> {
     fn is_empty(&self) -> bool {
-        self.context.is_none() && self.exclude.is_none()
+        self.context.is_none() && self.exclude.is_none() && self.include.is_none()
     }
 
     /// (excluded, may something below it be included).
@@ -116,7 +119,7 @@ impl Filters<'_> {
                 descend &= f.may_include_below(&rel);
             }
         }
-        if let Some(f) = self.exclude {
+        for f in [self.exclude, self.include].into_iter().flatten() {
             let rel = String::from_utf8_lossy(src_rel);
             if f.is_excluded(&rel) {
                 excluded = true;
@@ -220,7 +223,7 @@ pub(crate) fn visible_in_context(
     }
     let path = child_path(b"/", rel);
     let sub = open_beneath(dir, name, OFlags::RDONLY).map_err(|e| CopyError::io("open", show(&path), e))?;
-    let filters = Filters { context: Some(filter), exclude: None };
+    let filters = Filters { context: Some(filter), exclude: None, include: None };
     Ok(!scan(sub.as_fd(), rel, b"", filters, &path)?.is_empty())
 }
 

@@ -30,19 +30,29 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+use super::chmod::SymbolicMode;
 use super::resolve::{self, Root, gid_of, open_beneath, uid_of};
 use super::tree::{Kind, Meta, Node, child_path, show};
 use super::{CopyError, CopyStats};
 
 /// How copied entries are owned and moded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Attrs {
     /// `--chown`.
     pub owner: Option<(u32, u32)>,
     /// Source owners are replaced by 0:0 (the build context).
     pub reset_owner: bool,
-    /// `--chmod` (octal), all 12 bits.
-    pub mode: Option<u32>,
+    /// `--chmod`.
+    pub mode: Option<ModeChange>,
+}
+
+/// A `--chmod` value.
+#[derive(Debug, Clone)]
+pub(crate) enum ModeChange {
+    /// Octal: replaces all 12 bits.
+    Octal(u32),
+    /// Symbolic: applied to each entry's own mode.
+    Symbolic(SymbolicMode),
 }
 
 /// Where the primary copy of a hard-linked inode is.
@@ -102,7 +112,12 @@ impl<'a> Writer<'a> {
     }
 
     fn mode(&self, m: &Meta) -> Mode {
-        Mode::from_raw_mode(self.attrs.mode.unwrap_or(m.perm) & 0o7777)
+        let perm = match &self.attrs.mode {
+            None => m.perm,
+            Some(ModeChange::Octal(o)) => *o,
+            Some(ModeChange::Symbolic(s)) => s.apply(m.perm, m.kind == Kind::Dir),
+        };
+        Mode::from_raw_mode(perm & 0o7777)
     }
 
     /// Copies `nodes`, the children of the source directory `src`, into the destination

@@ -20,8 +20,8 @@
 //! Image resolution goes through [`ImageResolver`] so the frontend never talks to a registry or
 //! the store itself.
 
+mod copy_sources;
 mod env;
-pub mod gofmt;
 mod mounts;
 mod stage;
 mod values;
@@ -37,7 +37,7 @@ use strata_store::oci::{ImageConfig, Platform};
 use crate::ast::{Dockerfile, Instruction, Pos};
 use crate::diagnostic::Diagnostic;
 use crate::instructions::{self, Command};
-use crate::shell::Lexer;
+use crate::shell::{ExpandError, ExpandErrorKind, Lexer};
 pub use env::{EnvList, PROXY_ARGS, platform_args};
 
 /// The build context directory and its `.dockerignore`.
@@ -128,6 +128,9 @@ pub(crate) struct Translator<'a> {
     results: Vec<Option<StageResult>>,
     used_build_args: std::collections::BTreeSet<String>,
     warnings: Vec<String>,
+    /// Per FROM line: the variables its image name used that no global ARG declares (for the
+    /// hint when the image then cannot be resolved).
+    from_unmatched: HashMap<usize, Vec<String>>,
 }
 
 impl<'a> Translator<'a> {
@@ -145,11 +148,58 @@ impl<'a> Translator<'a> {
             results: Vec::new(),
             used_build_args: Default::default(),
             warnings: Vec::new(),
+            from_unmatched: HashMap::new(),
         }
     }
 
     pub(crate) fn error(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(&self.opts.file_name, &self.opts.source, pos, message)
+    }
+
+    /// Where `needle` first appears in the source lines of `ins`, at or after its keyword.
+    pub(crate) fn locate(&self, ins: &Instruction, needle: &str) -> Option<Pos> {
+        if needle.is_empty() {
+            return None;
+        }
+        let lines: Vec<&str> = self.opts.source.split('\n').collect();
+        for line in ins.start.line..=ins.end_line.max(ins.start.line) {
+            let text = lines.get(line.checked_sub(1)?)?;
+            let from = if line == ins.start.line {
+                text.char_indices().nth(ins.start.column.saturating_sub(1)).map_or(text.len(), |(i, _)| i)
+            } else {
+                0
+            };
+            if let Some(at) = text.get(from..).and_then(|t| t.find(needle)) {
+                return Some(Pos { line, column: text[..from + at].chars().count() + 1 });
+            }
+        }
+        None
+    }
+
+    /// A word that cannot be expanded: pointed at the construct that failed (when the word
+    /// is found on one source line), with what to do about it.
+    pub(crate) fn expand_error(&self, ins: &Instruction, e: &ExpandError) -> Diagnostic {
+        let pos = self
+            .locate(ins, &e.input)
+            .map(|p| Pos { column: p.column + e.input.get(..e.offset).map_or(0, |s| s.chars().count()), ..p })
+            .unwrap_or(ins.start);
+        let hint = match &e.kind {
+            ExpandErrorKind::UnterminatedSingleQuote | ExpandErrorKind::UnterminatedDoubleQuote => {
+                "close the quote, or escape it to use it as a plain character".to_string()
+            }
+            ExpandErrorKind::MissingBrace => "end the variable reference with `}`".to_string(),
+            ExpandErrorKind::MissingSlash => "a replacement is written ${VAR/pattern/replacement}".to_string(),
+            ExpandErrorKind::BadSubstitution => "a variable reference is $NAME or ${NAME}, NAME made of letters, digits and _".to_string(),
+            ExpandErrorKind::UnsupportedModifier(_) => {
+                "supported forms: ${v:-w} ${v-w} ${v:+w} ${v+w} ${v:?msg} ${v?msg} ${v#p} ${v##p} ${v%p} ${v%%p} ${v/p/r} ${v//p/r}".to_string()
+            }
+            ExpandErrorKind::Required { name, .. } => {
+                format!("give {name} a value: --build-arg {name}=VALUE, or ARG/ENV before this line")
+            }
+            ExpandErrorKind::InvalidPattern { .. } => "in a pattern, escape only *, ?, \\, } and /".to_string(),
+            ExpandErrorKind::TooDeep(_) => "nest fewer ${...} inside each other".to_string(),
+        };
+        self.error(pos, e.to_string()).with_hint(Some(hint))
     }
 
     fn run(mut self) -> Result<BuildPlan, Diagnostic> {
@@ -193,7 +243,8 @@ impl<'a> Translator<'a> {
         let mut meta = Vec::new();
         for ins in &self.df.instructions {
             let cmd = instructions::parse_command(ins).map_err(|e| {
-                Diagnostic::new(&self.opts.file_name, &self.opts.source, e.pos, e.message).with_hint(e.hint)
+                let pos = e.message.strip_prefix("unknown flag: ").and_then(|f| self.locate(ins, f)).unwrap_or(e.pos);
+                Diagnostic::new(&self.opts.file_name, &self.opts.source, pos, e.message).with_hint(e.hint)
             })?;
             match cmd {
                 Command::From { image, stage_name, platform } => {
@@ -234,11 +285,9 @@ impl<'a> Translator<'a> {
                         Some(v.clone())
                     }
                     None => match &d.default {
-                        Some(def) => Some(
-                            self.lexer
-                                .process_word(def, &global)
-                                .map_err(|e| self.error(ins.start, format!("ARG {}: {e}", d.name)))?,
-                        ),
+                        Some(def) => {
+                            Some(self.lexer.process_word(def, &global).map_err(|e| self.expand_error(ins, &e))?)
+                        }
                         None => None,
                     },
                 };
@@ -256,11 +305,12 @@ impl<'a> Translator<'a> {
     }
 
     /// Expands a FROM value against the global args only.
-    fn expand_global(&self, word: &str, ins: &Instruction) -> Result<String, Diagnostic> {
-        let (value, matches) = self
-            .lexer
-            .process_word_with_matches(word, &self.global_args)
-            .map_err(|e| self.error(ins.start, e.to_string()))?;
+    fn expand_global(&mut self, word: &str, ins: &Instruction) -> Result<String, Diagnostic> {
+        let (value, matches) =
+            self.lexer.process_word_with_matches(word, &self.global_args).map_err(|e| self.expand_error(ins, &e))?;
+        if !matches.unmatched.is_empty() {
+            self.from_unmatched.insert(ins.start.line, matches.unmatched.iter().cloned().collect());
+        }
         if value.is_empty() {
             let names: Vec<&str> = matches.unmatched.iter().map(String::as_str).collect();
             let hint = (!names.is_empty())
@@ -280,10 +330,10 @@ impl<'a> Translator<'a> {
                 pos: Pos { line: 1, column: 1 },
                 message: format!("target stage \"{t}\" could not be found"),
                 line_text: None,
-                hint: Some(if names.is_empty() {
-                    "this Dockerfile names no stages (FROM image AS name)".to_string()
-                } else {
-                    format!("stages are: {}", names.join(", "))
+                hint: Some(match crate::suggest::closest(t, &names) {
+                    _ if names.is_empty() => "this Dockerfile names no stages (FROM image AS name)".to_string(),
+                    Some(s) => format!("did you mean {s}? (stages are: {})", names.join(", ")),
+                    None => format!("stages are: {}", names.join(", ")),
                 }),
             }
         })
@@ -385,10 +435,19 @@ impl<'a> Translator<'a> {
         if let Some(hit) = self.images.get(reference) {
             return Ok(hit.clone());
         }
-        let resolved = self
-            .resolver
-            .resolve(reference, &self.opts.target_platform)
-            .map_err(|e| self.error(ins.start, format!("{reference}: {e}")))?;
+        let resolved = self.resolver.resolve(reference, &self.opts.target_platform).map_err(|e| {
+            let names: Vec<&str> = self.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+            let undeclared = self.from_unmatched.get(&ins.start.line).filter(|_| ins.keyword == "from");
+            let hint = match (crate::suggest::closest(reference, &names), undeclared) {
+                (Some(s), _) => Some(format!("did you mean the stage {s}? (stages are: {})", names.join(", "))),
+                (None, Some(vars)) => {
+                    Some(format!("{} used in FROM but not declared with ARG before the first FROM", vars.join(", ")))
+                }
+                (None, None) => None,
+            };
+            let pos = self.locate(ins, reference).unwrap_or(ins.start);
+            self.error(pos, format!("{reference}: {e}")).with_hint(hint)
+        })?;
         let op = Op::Image(strata_builder::graph::ImageSource {
             reference: resolved.name.clone(),
             manifest_digest: resolved.manifest_digest.clone(),

@@ -5,19 +5,23 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
+use strata_builder::copy::SymbolicMode;
 use strata_builder::graph::{
-    CacheSharing, Chmod, Chown, CopyAction, ExecOp, FileAction, FileOp, Mount, MountKind, NetworkMode, Node, NodeId,
-    Op, Origin, SecurityMode,
+    CacheSharing, Chmod, Chown, CopyAction, ExecOp, FileAction, FileOp, GitSource, HttpSource, Mount, MountKind,
+    NetworkMode, Node, NodeId, Op, Origin, PathFilter, SecurityMode,
 };
 use strata_store::oci::{DEFAULT_PATH, Empty, Healthcheck, History, ImageConfig};
 
+use super::copy_sources::{self, Source};
 use super::env::{EnvList, PROXY_ARGS};
-use super::gofmt::{format_duration, parse_duration, plain_list, quote_list, quote_rune};
 use super::mounts::{self, MountType, RunMount, Sharing};
 use super::values;
 use super::{StageResult, Translator};
 use crate::ast::{Heredoc, Instruction};
 use crate::diagnostic::Diagnostic;
+use crate::gofmt::{format_duration, parse_duration, plain_list, quote_list, quote_rune};
 use crate::instructions::{ArgDecl, Command, CommandLine, CopyCommand, HealthcheckCommand, KeyValue};
 
 /// BuildKit's comment on every history entry it writes.
@@ -49,7 +53,7 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
     let base = decl.base.clone();
     let name = decl.name.clone();
     if let Some(p) = &decl.platform {
-        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.error(from.start, e.to_string()))?;
+        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.expand_error(&from, &e))?;
         if expanded != t.opts.target_platform.to_spec() && expanded != t.opts.build_platform.to_spec() {
             return Err(t
                 .error(
@@ -147,11 +151,11 @@ impl Stage<'_, '_> {
     }
 
     fn expand(&self, ins: &Instruction, word: &str) -> Result<String, Diagnostic> {
-        self.t.lexer.process_word(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_word(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn expand_words(&self, ins: &Instruction, word: &str) -> Result<Vec<String>, Diagnostic> {
-        self.t.lexer.process_words(word, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        self.t.lexer.process_words(word, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn history(&mut self, created_by: String, layer: bool) {
@@ -226,9 +230,10 @@ impl Stage<'_, '_> {
                 let mut ports = BTreeSet::new();
                 for w in words {
                     for word in self.expand_words(ins, w)? {
-                        for p in values::expose_ports(&word).map_err(|e| self.err(ins, e))? {
-                            ports.insert(p);
-                        }
+                        let hint = "ports are PORT[/tcp|udp|sctp] or a range START-END[/PROTO]";
+                        let spec =
+                            values::expose_ports(&word).map_err(|e| self.err(ins, e).with_hint(Some(hint.into())))?;
+                        ports.extend(spec);
                     }
                 }
                 let exposed = self.config.config.exposed_ports.get_or_insert_with(Default::default);
@@ -256,7 +261,10 @@ impl Stage<'_, '_> {
             }
             Command::StopSignal(s) => {
                 let sig = self.expand(ins, s)?;
-                values::check_signal(&sig).map_err(|e| self.err(ins, e))?;
+                values::check_signal(&sig).map_err(|e| {
+                    self.err(ins, e)
+                        .with_hint(Some("a signal is a name (SIGTERM, TERM) or a number from 1 to 64".into()))
+                })?;
                 self.history(format!("STOPSIGNAL {sig}"), false);
                 self.config.config.stop_signal = sig;
                 Ok(())
@@ -439,7 +447,11 @@ impl Stage<'_, '_> {
                 }
                 NetworkMode::Host
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported network mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported network mode \"{other}\""))
+                    .with_hint(Some("--network takes default, none or host".into())));
+            }
         };
         let security = match security {
             None | Some("sandbox") => SecurityMode::Sandbox,
@@ -451,7 +463,11 @@ impl Stage<'_, '_> {
                 }
                 SecurityMode::Insecure
             }
-            Some(other) => return Err(self.err(ins, format!("unsupported security mode \"{other}\""))),
+            Some(other) => {
+                return Err(self
+                    .err(ins, format!("unsupported security mode \"{other}\""))
+                    .with_hint(Some("--security takes sandbox or insecure".into())));
+            }
         };
 
         // The process sees the stage environment (ENV and valued ARGs) plus proxy build args.
@@ -515,9 +531,7 @@ impl Stage<'_, '_> {
             },
             MountType::Tmpfs => MountKind::Tmpfs { size: m.size },
             MountType::Secret | MountType::Ssh => {
-                return Err(self
-                    .err(ins, "RUN --mount=type=secret and type=ssh are not supported yet")
-                    .with_hint(Some("secrets and SSH forwarding come with the sandbox work (issue 5)".into())));
+                return super::mounts::secret_or_ssh(&m).map_err(|e| self.err(ins, e));
             }
         };
         Ok(Mount { target, kind })
@@ -553,71 +567,184 @@ impl Stage<'_, '_> {
         let dest_raw = self.expand(ins, &c.dest)?;
         let chown = c.chown.as_ref().map(|v| self.expand(ins, v)).transpose()?.filter(|v| !v.is_empty());
         let chmod_text = c.chmod.as_ref().map(|v| self.expand(ins, v)).transpose()?.filter(|v| !v.is_empty());
-        let chmod = chmod_text
-            .as_ref()
-            .map(|v| values::parse_chmod(v).map(Chmod::Octal))
-            .transpose()
+        let chmod =
+            chmod_text.as_ref().map(|v| copy_sources::parse_chmod(v)).transpose().map_err(|e| self.err(ins, e))?;
+        let mut exclude = Vec::new();
+        for e in &c.exclude {
+            exclude.push(self.expand(ins, e)?);
+        }
+        let checksum = c.checksum.as_ref().map(|v| self.expand(ins, v)).transpose()?.filter(|v| !v.is_empty());
+        let classified: Vec<Source> = sources
+            .iter()
+            .map(|s| copy_sources::classify(s, is_add))
+            .collect::<Result<_, _>>()
             .map_err(|e| self.err(ins, e))?;
-        if is_add && c.checksum.is_some() {
-            return Err(self.err(ins, "ADD --checksum is not supported yet"));
-        }
-        if c.keep_git_dir {
-            return Err(self.err(ins, "ADD --keep-git-dir is not supported yet"));
-        }
-        if c.parents || !c.exclude.is_empty() {
-            return Err(self.err(ins, format!("{name} --parents and --exclude are not supported yet")));
-        }
-        for s in &sources {
-            if is_add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
-                return Err(self
-                    .err(ins, format!("ADD of remote sources ({s}) is not supported yet"))
-                    .with_hint(Some("download it in a RUN step, or COPY a local file".into())));
+        if checksum.is_some() {
+            if classified.len() != 1 || !c.heredocs.is_empty() {
+                return Err(self.err(ins, "checksum can't be specified for multiple sources"));
+            }
+            if matches!(classified[0], Source::Local(_)) {
+                return Err(self.err(ins, "checksum requires HTTP(S) or Git sources"));
             }
         }
         let dest = resolve_dest(&self.workdir(), &dest_raw);
         let chown_spec = chown.as_ref().map(|v| parse_chown(v));
+        // BuildKit runs a `--link` copy on scratch and merges it over the stage (when the copy
+        // has no --chmod: then it is an ordinary copy), so names cannot be looked up there.
+        let link = c.link && chmod.is_none();
+        if link && let Some(spec) = &chown_spec {
+            let named = |s: &str| !s.is_empty() && s != "root" && !s.bytes().all(|b| b.is_ascii_digit());
+            if named(&spec.user) || spec.group.as_deref().is_some_and(named) {
+                return Err(self.err(
+                    ins,
+                    format!(
+                        "{name} --link --chown={}: a --link copy cannot look up user or group names \
+                         (it does not see the image's /etc/passwd and /etc/group); use numeric ids",
+                        chown.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let exclude_filter = if exclude.is_empty() {
+            None
+        } else {
+            let m = copy_sources::exclude_filter(&exclude).map_err(|e| self.err(ins, format!("--exclude: {e}")))?;
+            Some(Arc::new(m) as Arc<dyn PathFilter>)
+        };
+        let base = CopyAction {
+            source: self.node,
+            src_paths: Vec::new(),
+            dest: dest.clone(),
+            chown: chown_spec.clone(),
+            chmod: chmod.clone(),
+            allow_wildcard: true,
+            allow_empty_wildcard: true,
+            unpack_archives: false,
+            parents: false,
+            include: Vec::new(),
+            required_paths: Vec::new(),
+            exclude: exclude.clone(),
+            link,
+            include_filter: None,
+            exclude_filter,
+        };
 
+        // Sources in order (BuildKit adds one copy per source), then the here-documents.
         let mut actions = Vec::new();
+        let mut local_group: Vec<String> = Vec::new();
+        let local_source = if classified.iter().any(|s| matches!(s, Source::Local(_))) {
+            Some(match &c.from {
+                Some(f) => (self.node_for_from(ins, f)?, false),
+                None => (self.t.context_node(ins)?, true),
+            })
+        } else {
+            None
+        };
+        let local_path = |s: &str, from_context: bool| {
+            if from_context { s.trim_start_matches('/').to_string() } else { join_path("/", s) }
+        };
+        for src in &classified {
+            match src {
+                Source::Local(s) => {
+                    let Some((node, from_context)) = local_source else { continue };
+                    if c.parents {
+                        let p = copy_sources::split_parents(s);
+                        let filter = copy_sources::IncludeFilter::new(std::slice::from_ref(&p.pattern))
+                            .map_err(|e| self.err(ins, format!("--parents {s}: {e}")))?;
+                        actions.push(FileAction::Copy(CopyAction {
+                            source: node,
+                            src_paths: vec![local_path(&p.root, from_context)],
+                            unpack_archives: is_add && from_context,
+                            parents: true,
+                            include: vec![p.pattern.clone()],
+                            required_paths: p.required.iter().map(|r| local_path(r, from_context)).collect(),
+                            include_filter: Some(Arc::new(filter)),
+                            ..base.clone()
+                        }));
+                    } else {
+                        local_group.push(local_path(s, from_context));
+                    }
+                }
+                Source::Http { url, filename } => {
+                    copy_sources::flush_locals(&mut actions, &mut local_group, local_source, is_add, &base);
+                    let op = Op::Http(HttpSource {
+                        url: url.clone(),
+                        filename: filename.clone(),
+                        checksum: checksum.clone(),
+                    });
+                    let node = self.add_source_node(op, ins, onbuild);
+                    actions.push(FileAction::Copy(CopyAction {
+                        source: node,
+                        src_paths: vec![filename.clone()],
+                        allow_wildcard: false,
+                        allow_empty_wildcard: false,
+                        ..base.clone()
+                    }));
+                }
+                Source::Git(g) => {
+                    copy_sources::flush_locals(&mut actions, &mut local_group, local_source, is_add, &base);
+                    let op = Op::Git(GitSource {
+                        remote: g.remote.clone(),
+                        reference: g.reference.clone(),
+                        subdir: g.subdir.clone(),
+                        keep_git_dir: c.keep_git_dir,
+                        checksum: checksum.clone(),
+                    });
+                    let node = self.add_source_node(op, ins, onbuild);
+                    actions.push(FileAction::Copy(CopyAction {
+                        source: node,
+                        src_paths: vec!["/".to_string()],
+                        allow_wildcard: false,
+                        allow_empty_wildcard: false,
+                        ..base.clone()
+                    }));
+                }
+            }
+        }
+        copy_sources::flush_locals(&mut actions, &mut local_group, local_source, is_add, &base);
         for h in &c.heredocs {
             let data = if h.expand { self.expand_heredoc(ins, h)? } else { h.content.clone() };
+            if link {
+                // As BuildKit makes it: the document is a file in a scratch filesystem, copied
+                // like any source, so the --link copy has no file action of its own.
+                let scratch = self.t.graph.add(Node::new(Op::Scratch, "scratch"));
+                let doc = Op::File(FileOp {
+                    root: scratch,
+                    actions: vec![FileAction::Mkfile {
+                        path: format!("/{}", h.name),
+                        mode: 0o644,
+                        data: data.into_bytes(),
+                        chown: None,
+                    }],
+                });
+                let node = self.t.graph.add(Node::new(doc, "preparing inline document"));
+                actions.push(FileAction::Copy(CopyAction {
+                    source: node,
+                    src_paths: vec![format!("/{}", h.name)],
+                    allow_wildcard: false,
+                    allow_empty_wildcard: false,
+                    ..base.clone()
+                }));
+                continue;
+            }
             let path = if dest.ends_with('/') { format!("{dest}{}", h.name) } else { dest.clone() };
             actions.push(FileAction::Mkfile {
                 path,
-                mode: match chmod {
-                    Some(Chmod::Octal(m)) => m,
-                    _ => 0o644,
+                mode: match &chmod {
+                    Some(Chmod::Octal(m)) => *m,
+                    Some(Chmod::Symbolic(sym)) => {
+                        SymbolicMode::parse(sym).map(|m| m.apply(0o644, false)).unwrap_or(0o644)
+                    }
+                    None => 0o644,
                 },
                 data: data.into_bytes(),
                 chown: chown_spec.clone(),
             });
         }
-        if !sources.is_empty() {
-            let (source, from_context) = match &c.from {
-                Some(f) => (self.node_for_from(ins, f)?, false),
-                None => (self.t.context_node(ins)?, true),
-            };
-            if sources.len() + c.heredocs.len() > 1 && !dest.ends_with('/') {
-                return Err(self.err(ins, format!("When using {name} with more than one source file, the destination must be a directory and end with a /")));
-            }
-            let src_paths = sources
-                .iter()
-                .map(|s| if from_context { s.trim_start_matches('/').to_string() } else { join_path("/", s) })
-                .collect();
-            actions.push(FileAction::Copy(CopyAction {
-                source,
-                src_paths,
-                dest: dest.clone(),
-                chown: chown_spec.clone(),
-                chmod: chmod.clone(),
-                allow_wildcard: true,
-                allow_empty_wildcard: true,
-                unpack_archives: is_add && from_context,
-                parents: c.parents,
-                exclude: c.exclude.clone(),
-                link: c.link,
-            }));
-        }
         let mut msg = String::from(name);
+        if c.parents {
+            msg.push_str(" --parents");
+        }
         if let Some(o) = &chown {
             msg.push_str(&format!(" --chown={o}"));
         }
@@ -637,12 +764,25 @@ impl Stage<'_, '_> {
         Ok(())
     }
 
+    /// A remote source of this step (a download or a checkout), named like the step.
+    fn add_source_node(&mut self, op: Op, ins: &Instruction, onbuild: bool) -> NodeId {
+        let keyword = ins.keyword.to_uppercase();
+        let rest = ins.original.trim_start().get(ins.keyword.len()..).unwrap_or("").trim_start();
+        let text = format!("{}{keyword} {rest}", if onbuild { "ONBUILD " } else { "" });
+        let name = prefix_name(&self.display, self.cmd_index + 1, self.cmd_total, text.trim_end());
+        let mut node = Node::new(op, name);
+        node.origin =
+            Some(Origin { file: self.t.opts.file_name.clone(), start_line: ins.start.line, end_line: ins.end_line });
+        node.ignore_cache = self.ignore_cache;
+        self.t.graph.add(node)
+    }
+
     /// Heredoc bodies of COPY/ADD expand like BuildKit's `ExpandRaw`: `\\` escapes, quotes
     /// kept as written.
     fn expand_heredoc(&self, ins: &Instruction, h: &Heredoc) -> Result<String, Diagnostic> {
         let mut lexer = crate::shell::Lexer::new('\\');
         lexer.skip_process_quotes = true;
-        lexer.process_word(&h.content, &self.env).map_err(|e| self.err(ins, e.to_string()))
+        lexer.process_word(&h.content, &self.env).map_err(|e| self.t.expand_error(ins, &e))
     }
 
     fn workdir_instr(&mut self, ins: &Instruction, w: &str, onbuild: bool) -> Result<(), Diagnostic> {
@@ -669,7 +809,10 @@ impl Stage<'_, '_> {
             HealthcheckCommand::Check { test, interval, timeout, start_period, start_interval, retries } => {
                 let dur = |flag: &str, v: &Option<String>| -> Result<i64, Diagnostic> {
                     let Some(v) = v else { return Ok(0) };
-                    let ns = parse_duration(v).map_err(|e| self.err(ins, format!("--{flag}: {e}")))?;
+                    let ns = parse_duration(v).map_err(|e| {
+                        self.err(ins, format!("--{flag}: {e}"))
+                            .with_hint(Some("a duration is a number with a unit: 30s, 1m30s, 500ms".into()))
+                    })?;
                     if ns != 0 && ns < 1_000_000 {
                         return Err(self.err(ins, format!("Interval \"{flag}\" cannot be less than 1ms")));
                     }
@@ -700,10 +843,10 @@ impl Stage<'_, '_> {
         let msg = format!(
             "HEALTHCHECK &{{{} {} {} {} {} {}}}",
             quote_list(hc.test.as_deref().unwrap_or_default()),
-            super::gofmt::quote(&format_duration(hc.interval)),
-            super::gofmt::quote(&format_duration(hc.timeout)),
-            super::gofmt::quote(&format_duration(hc.start_period)),
-            super::gofmt::quote(&format_duration(hc.start_interval)),
+            crate::gofmt::quote(&format_duration(hc.interval)),
+            crate::gofmt::quote(&format_duration(hc.timeout)),
+            crate::gofmt::quote(&format_duration(hc.start_period)),
+            crate::gofmt::quote(&format_duration(hc.start_interval)),
             quote_rune(hc.retries),
         );
         self.config.config.healthcheck = Some(hc);

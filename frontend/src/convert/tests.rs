@@ -226,6 +226,47 @@ fn errors_point_at_the_instruction() {
 }
 
 #[test]
+fn errors_suggest_what_was_meant() {
+    // A mistyped stage in --target, FROM and COPY --from.
+    let src = "FROM 127.0.0.1:5000/busybox:latest AS build\nFROM scratch AS test\n";
+    let mut opts = options(src, &[]);
+    opts.target = Some("biuld".into());
+    let df = crate::parser::parse(src, "Dockerfile").unwrap();
+    let e = convert(&df, &opts, &BaseImages).unwrap_err();
+    assert_eq!(e.hint.as_deref(), Some("did you mean build? (stages are: build, test)"));
+    let e = translate("FROM 127.0.0.1:5000/busybox:latest AS build\nFROM biuld\n", &[]).unwrap_err();
+    assert_eq!(e.pos.line, 2);
+    assert_eq!(e.hint.as_deref(), Some("did you mean the stage build? (stages are: build)"), "{e}");
+    let e = translate("FROM 127.0.0.1:5000/busybox:latest AS build\nFROM scratch\nCOPY --from=biuld /a /b\n", &[])
+        .unwrap_err();
+    assert_eq!((e.pos.line, e.pos.column), (3, 13), "points at the name: {e}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean the stage build? (stages are: build)"), "{e}");
+
+    // An ARG used in FROM but never declared.
+    let e = translate("FROM 127.0.0.1:5000/busybox:${VERSION}x\n", &[]).unwrap_err();
+    assert_eq!(e.hint.as_deref(), Some("VERSION used in FROM but not declared with ARG before the first FROM"), "{e}");
+
+    // A misspelled flag: pointed at, and the flag meant.
+    let e = translate("FROM scratch\nCOPY --chwon=1 a /b\n", &[]).unwrap_err();
+    assert_eq!((e.pos.line, e.pos.column), (2, 6), "{e}");
+    assert!(e.hint.as_deref().unwrap().starts_with("did you mean --chown?"), "{e}");
+}
+
+#[test]
+fn expansion_errors_point_at_the_construct() {
+    let e = translate("FROM scratch\nWORKDIR /a/${NAME:?is required}\n", &[]).unwrap_err();
+    assert_eq!((e.pos.line, e.pos.column), (2, 12), "{e}");
+    assert_eq!(e.hint.as_deref(), Some("give NAME a value: --build-arg NAME=VALUE, or ARG/ENV before this line"));
+    assert!(e.to_string().contains("\n 2 | WORKDIR /a/${NAME:?is required}\n   |            ^"), "{e}");
+    let e = translate("FROM scratch\nENV A=\"unterminated\n", &[]).unwrap_err();
+    assert_eq!((e.pos.line, e.pos.column), (2, 7), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("close the quote"), "{e}");
+    let e = translate("ARG V=${X:=1}\nFROM scratch\n", &[]).unwrap_err();
+    assert_eq!(e.pos.line, 1);
+    assert!(e.hint.as_deref().unwrap().starts_with("supported forms"), "{e}");
+}
+
+#[test]
 fn global_args_feed_from_and_redeclared_args_inherit_them() {
     let plan = translate("ARG REG=127.0.0.1:5000\nARG IMG\nFROM ${REG}/busybox:latest\nARG REG\nRUN echo $REG\n", &[])
         .unwrap();

@@ -15,8 +15,8 @@
 //! this (word splitting, quotes, escapes, `$name`/`${…}` with an empty environment); variable
 //! expansion proper lives in the shell-word module.
 
-use super::dump::go_quote;
 use super::{LineError, ParseErrorKind};
+use crate::gofmt::quote as go_quote;
 
 /// A heredoc marker word such as `<<-'EOF'` or `3<<EOF`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@
 //! can fail or race without harm (the conversion is merely done again next time).
 //!
 //! Gzip at the default level uses the same encoder as layer commits, and an empty layer becomes
-//! BuildKit's well-known empty blob; other levels use flate2 with Go's header (no name,
-//! mtime 0). zstd uses the `zstd` crate at level 3 by default, as BuildKit does.
+//! BuildKit's well-known empty blob; other levels use that parallel encoder at the level asked
+//! for (Go's header: no name, mtime 0). zstd uses the `zstd` crate at level 3 by default, as BuildKit does.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader};
@@ -170,8 +170,10 @@ fn convert(
     let what = format!("converting layer {} to {}", blob.digest, target.key());
     let writer = match (target.compression, target.level) {
         (Compression::Gzip, Some(level)) => {
-            let mut enc =
-                flate2::GzBuilder::new().mtime(0).write(writer, flate2::Compression::new(level.clamp(0, 9) as u32));
+            // The layer commits' parallel encoder at the level asked for: deterministic, and
+            // one layer no longer takes one core's time.
+            let opts = crate::layer::GzipOptions::with_level(level.clamp(0, 9) as u32);
+            let mut enc = crate::layer::ParGzEncoder::new(writer, &opts).map_err(layer_err)?;
             io::copy(&mut hashed, &mut enc).map_err(io_err(what.clone()))?;
             enc.finish().map_err(io_err(what.clone()))?
         }
@@ -231,7 +233,14 @@ mod tests {
         for (name, data) in files {
             std::fs::write(src.path().join(name), data).unwrap();
         }
-        commit_layer(&store.blobs, src.path(), &[], c, &PackOptions { source_date_epoch: Some(0) }).unwrap()
+        commit_layer(
+            &store.blobs,
+            src.path(),
+            &[],
+            c,
+            &PackOptions { source_date_epoch: Some(0), ..PackOptions::default() },
+        )
+        .unwrap()
     }
 
     fn decompressed(store: &Store, d: &Descriptor) -> Vec<u8> {

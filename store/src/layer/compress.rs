@@ -1,8 +1,10 @@
 //! Layer and archive compression: encoders for committing layers, decoders for unpacking
 //! them, and magic-byte detection.
 //!
-//! - gzip: flate2 (zlib-rs backend), default level, no file name, mtime 0, OS byte 255 — the
-//!   header Go's `compress/gzip` writes. Multi-member streams are read (Go reads them too).
+//! - gzip: written by [`super::pgzip`] (pigz-style blocks compressed on all cores, the same
+//!   bytes whatever the core count), zlib level 6 by default, no file name, mtime 0, OS byte
+//!   255 — the header Go's `compress/gzip` writes. Read with flate2 (zlib-rs backend);
+//!   multi-member streams are read (Go reads them too).
 //! - zstd: the `zstd` crate at level 3 (zstd's default); all frames are read.
 //! - bzip2 and xz are recognised by their magic bytes but cannot be decoded: no allowed crate
 //!   does it, so they give [`LayerError::Unsupported`].
@@ -14,9 +16,9 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 
 use super::LayerError;
+use super::pgzip::{GzipOptions, ParGzEncoder};
 use super::tar_write::BLOCK;
 use crate::oci::Compression;
 
@@ -212,17 +214,21 @@ pub fn layer_decoder<'a, R: Read + 'a>(reader: R, compression: Compression) -> R
 /// A compressing writer for layer blobs.
 pub enum LayerEncoder<W: Write> {
     None(W),
-    Gzip(GzEncoder<W>),
+    Gzip(Box<ParGzEncoder<W>>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write> LayerEncoder<W> {
+    /// An encoder with the default gzip options ([`GzipOptions::default`]).
     pub fn new(out: W, compression: Compression) -> Result<Self, LayerError> {
+        Self::with_gzip(out, compression, &GzipOptions::default())
+    }
+
+    /// An encoder; `gzip` sets the level, block size and threads when `compression` is gzip.
+    pub fn with_gzip(out: W, compression: Compression, gzip: &GzipOptions) -> Result<Self, LayerError> {
         Ok(match compression {
             Compression::None => LayerEncoder::None(out),
-            Compression::Gzip => {
-                LayerEncoder::Gzip(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::default()))
-            }
+            Compression::Gzip => LayerEncoder::Gzip(Box::new(ParGzEncoder::new(out, gzip)?)),
             Compression::Zstd => LayerEncoder::Zstd(
                 zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
                     .map_err(|e| LayerError::io("starting zstd compression", e))?,

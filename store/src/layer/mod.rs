@@ -6,7 +6,8 @@
 //! (plain, gzip or zstd) with Docker/OCI whiteouts: `.wh.NAME` files and `.wh..wh..opq`.
 //!
 //! - [`write_tar`] / [`commit_layer`]: upper directory -> tar -> sha256 (diff_id) ->
-//!   compressor -> blob store (which hashes the compressed bytes). The tar is byte-compatible
+//!   compressor (gzip: in parallel, [`pgzip`]) -> blob store (which hashes the compressed
+//!   bytes). The tar is byte-compatible
 //!   with Go's `archive/tar` as containerd writes it ([`tar_write`]), deterministic, and an
 //!   empty diff gzips to BuildKit's well-known empty layer ([`compress::EMPTY_GZIP_LAYER`]).
 //! - [`unpack_layer`]: layer blob -> upper directory, converting whiteouts; [`extract_archive`]:
@@ -19,6 +20,7 @@
 pub mod compress;
 pub mod overlay;
 pub mod pack;
+pub mod pgzip;
 pub mod tar_read;
 pub mod tar_write;
 pub mod unpack;
@@ -32,6 +34,7 @@ use crate::oci::{Compression, Descriptor};
 
 pub use compress::{ArchiveKind, EMPTY_GZIP_LAYER, detect_archive, sniff_archive};
 pub use pack::write_tar;
+pub use pgzip::{GzipOptions, ParGzEncoder};
 pub use unpack::{ExtractOptions, ExtractStats, UnpackOptions, extract_archive, unpack_layer};
 
 /// Errors of packing and unpacking layers. Every variant names the entry or path involved.
@@ -105,6 +108,8 @@ impl LayerError {
 pub struct PackOptions {
     /// SOURCE_DATE_EPOCH: modification times later than this are written as this.
     pub source_date_epoch: Option<i64>,
+    /// Level, block size and threads of gzip compression (ignored for other compressions).
+    pub gzip: GzipOptions,
 }
 
 /// A committed layer blob.
@@ -125,6 +130,7 @@ const EMPTY_TAR_LEN: usize = 1024;
 /// stored as BuildKit's canonical empty gzip blob instead of our compressor's bytes.
 struct EmptyAware {
     compression: Compression,
+    gzip: GzipOptions,
     head: Vec<u8>,
     blob: Option<BlobWriter>,
     enc: Option<compress::LayerEncoder<BlobWriter>>,
@@ -133,7 +139,8 @@ struct EmptyAware {
 impl EmptyAware {
     fn start(&mut self) -> io::Result<()> {
         let Some(blob) = self.blob.take() else { return Ok(()) };
-        let mut enc = compress::LayerEncoder::new(blob, self.compression).map_err(io::Error::other)?;
+        let mut enc =
+            compress::LayerEncoder::with_gzip(blob, self.compression, &self.gzip).map_err(io::Error::other)?;
         enc.write_all(&self.head)?;
         self.head = Vec::new();
         self.enc = Some(enc);
@@ -187,8 +194,16 @@ pub fn commit_layer(
     compression: Compression,
     opts: &PackOptions,
 ) -> Result<LayerBlob, LayerError> {
-    let sink =
-        EmptyAware { compression, head: Vec::with_capacity(EMPTY_TAR_LEN + 1), blob: Some(blobs.writer()?), enc: None };
+    if compression == Compression::Gzip {
+        opts.gzip.validate()?;
+    }
+    let sink = EmptyAware {
+        compression,
+        gzip: opts.gzip,
+        head: Vec::with_capacity(EMPTY_TAR_LEN + 1),
+        blob: Some(blobs.writer()?),
+        enc: None,
+    };
     let (hashing, entries) = pack::write_tar_counted(upper, lowers, HashingWriter::new(sink), opts)?;
     let (sink, diff_id, _tar_size) = hashing.finish();
     let blob = sink.finish().map_err(|e| LayerError::io("compressing the layer", e))?;

@@ -3,7 +3,8 @@
 //! From the kernel's `Documentation/filesystems/overlayfs.rst`:
 //! - a whiteout (deleted path) is a character device 0/0 with the deleted name;
 //! - an opaque directory (lower contents hidden) carries `trusted.overlay.opaque=y`
-//!   (`user.overlay.opaque=y` when mounted with `userxattr`);
+//!   (`user.overlay.opaque=y` when mounted with `userxattr`, as rootless strata does; both are
+//!   read, and [`opaque_xattr`] says which this process writes);
 //! - `trusted.overlay.redirect` (renamed directory) and `trusted.overlay.metacopy` (data still
 //!   in a lower layer) mean the upper directory is not a self-contained diff: strata's runner
 //!   mounts with `redirect_dir=off,metacopy=off`, and packing refuses such trees;
@@ -21,7 +22,22 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque-directory attribute snapshots made by this process use: `trusted.overlay.opaque`,
+/// or inside a user namespace (rootless strata, whose overlays are mounted with `userxattr`,
+/// and which may not set `trusted.*` attributes) `user.overlay.opaque`. A store is written by
+/// one kind of strata: a root store's snapshots are not usable rootless, nor the reverse.
+pub fn opaque_xattr() -> &'static str {
+    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        // The initial user namespace maps every id to itself; any other map means a user namespace.
+        let initial = std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true);
+        if initial { OPAQUE_XATTR } else { USER_OPAQUE_XATTR }
+    })
+}
 
 /// Xattrs of a path (not following a symlink), names to values.
 pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;

@@ -161,7 +161,9 @@ impl<W: Write> Packer<'_, W> {
             return self.emit(&h, path);
         }
         let xattrs = overlay::read_xattrs(path).map_err(|e| LayerError::pack(path, "reading xattrs", e))?;
-        for bad in ["trusted.overlay.redirect", "trusted.overlay.metacopy"] {
+        for bad in
+            ["trusted.overlay.redirect", "trusted.overlay.metacopy", "user.overlay.redirect", "user.overlay.metacopy"]
+        {
             if xattrs.contains_key(bad.as_bytes()) {
                 return Err(LayerError::PackUnsupported {
                     path: path.to_path_buf(),

@@ -21,10 +21,12 @@
 //!
 //! [`unpack_layer`] converts whiteouts to overlay's format: `.wh.NAME` becomes a char device 0/0
 //! named NAME (mode 0, root-owned like the kernel's, with the entry's mtime), `.wh..wh..opq` sets
-//! `trusted.overlay.opaque=y` on its directory, other `.wh..wh.*` names (aufs metadata) are
+//! `trusted.overlay.opaque=y` on its directory (`user.overlay.opaque=y` when running rootless,
+//! see [`overlay::opaque_xattr`]), other `.wh..wh.*` names (aufs metadata) are
 //! ignored. Parent directories missing from a layer (differs leave out unchanged ones) are
 //! created with the metadata the lower layers show for them, or 0755 root:root.
-//! [`extract_archive`] keeps whiteout names as plain files and can override owners.
+//! Rootless (in a user namespace), device nodes, which cannot be made there, are left out, as
+//! containerd does. [`extract_archive`] keeps whiteout names as plain files and can override owners.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -41,7 +43,7 @@ use rustix::io::Errno;
 
 use super::LayerError;
 use super::compress::{self, ArchiveKind};
-use super::overlay::{self, OPAQUE_XATTR};
+use super::overlay;
 use super::tar_read::{Entry, Kind, TarReader};
 use crate::digest::{Digest, HashingReader};
 use crate::oci::Compression;
@@ -351,7 +353,7 @@ impl<'a> Extractor<'a> {
         if self.flavor == Flavor::Layer && base.starts_with(b".wh.") {
             if base == b".wh..wh..opq" {
                 if !parent.is_empty() {
-                    rustix::fs::fsetxattr(&parent_fd, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    rustix::fs::fsetxattr(&parent_fd, overlay::opaque_xattr(), b"y", XattrFlags::empty())
                         .map_err(|err| self.fail_io("marking the directory opaque", errno(err)))?;
                 }
                 return Ok(());
@@ -484,8 +486,16 @@ impl<'a> Extractor<'a> {
                     Kind::Block => (FileType::BlockDevice, rustix::fs::makedev(e.devmajor, e.devminor)),
                     _ => (FileType::Fifo, 0),
                 };
-                rustix::fs::mknodat(&parent_fd, base, ft, Perm::from_raw_mode(0o600), dev)
-                    .map_err(|err| self.fail_io("creating the device node", errno(err)))?;
+                match rustix::fs::mknodat(&parent_fd, base, ft, Perm::from_raw_mode(0o600), dev) {
+                    // In a user namespace (rootless) device nodes cannot be made; containerd's
+                    // unpacker leaves them out there too.
+                    Err(Errno::PERM)
+                        if ft != FileType::Fifo && overlay::opaque_xattr() == overlay::USER_OPAQUE_XATTR =>
+                    {
+                        return Ok(());
+                    }
+                    r => r.map_err(|err| self.fail_io("creating the device node", errno(err)))?,
+                }
                 self.finish_node(&parent_fd, base, e, u, g, false)?;
             }
             Kind::Other(flag) => {

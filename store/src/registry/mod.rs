@@ -40,6 +40,7 @@
 mod auth;
 mod client;
 pub mod credentials;
+mod fetch;
 mod login;
 mod pull;
 mod push;
@@ -54,6 +55,7 @@ use crate::oci::{Descriptor, Manifest};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use client::RegistryClient;
 pub use credentials::{Credential, CredentialError};
+pub use fetch::{FetchError, UrlResponse};
 pub use login::LoginOutcome;
 pub use push::{PUSH_CONCURRENCY, UPLOAD_ATTEMPTS};
 pub use sources::BlobSources;

@@ -1,4 +1,5 @@
-//! Go formatting, reproduced where BuildKit's history strings are Go `fmt` output.
+//! Go formatting, reproduced where BuildKit's output is Go `fmt` output: the parser's `result`
+//! dump and error texts quote with `strconv.Quote`, and history strings are `fmt.Sprintf`.
 //!
 //! BuildKit writes `created_by` with `fmt.Sprintf`: `CMD %q` of a `[]string` gives
 //! `CMD ["a" "b"]`, `VOLUME %v` gives `VOLUME [/a /b]`, and `HEALTHCHECK %q` of a
@@ -43,25 +44,57 @@ fn escape_into(out: &mut String, c: char, quote: char) {
             out.push(c);
         }
         c if is_go_printable(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
         c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
         c => out.push_str(&format!("\\U{:08x}", c as u32)),
     }
 }
 
-/// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols
-/// and the ASCII space. Rust's `char::is_control` covers the control codes; the remaining
-/// non-printables Go lists (format characters, unassigned code points) are rare in
-/// Dockerfiles and treated like Go for the common cases below.
+/// Go's `strconv.IsPrint`: Unicode categories L, M, N, P, S and the ASCII space. Without
+/// Unicode category tables this uses Rust's control/whitespace tests plus the format (Cf),
+/// private-use and noncharacter ranges, so an unassigned code point prints as itself where Go
+/// would escape it.
 fn is_go_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
+    let u = c as u32;
+    if u < 0x100 {
+        return matches!(u, 0x20..=0x7e | 0xa1..=0xac | 0xae..=0xff);
     }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    // Format characters and specials Go refuses to print as-is.
-    !matches!(c as u32, 0x00AD | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
+    !(c.is_control() || c.is_whitespace() || is_format(u) || is_private_use(u) || is_noncharacter(u))
+}
+
+/// Unicode category Cf (format characters) above U+00FF.
+fn is_format(u: u32) -> bool {
+    matches!(
+        u,
+        0x600..=0x605
+            | 0x61c
+            | 0x6dd
+            | 0x70f
+            | 0x890..=0x891
+            | 0x8e2
+            | 0x180e
+            | 0x200b..=0x200f
+            | 0x202a..=0x202e
+            | 0x2060..=0x2064
+            | 0x2066..=0x206f
+            | 0xfeff
+            | 0xfff9..=0xfffb
+            | 0x110bd
+            | 0x110cd
+            | 0x13430..=0x1343f
+            | 0x1bca0..=0x1bca3
+            | 0x1d173..=0x1d17a
+            | 0xe0001
+            | 0xe0020..=0xe007f
+    )
+}
+
+fn is_private_use(u: u32) -> bool {
+    matches!(u, 0xe000..=0xf8ff | 0xf0000..=0xffffd | 0x100000..=0x10fffd)
+}
+
+fn is_noncharacter(u: u32) -> bool {
+    (0xfdd0..=0xfdef).contains(&u) || (u & 0xfffe) == 0xfffe
 }
 
 /// `%q` of a `[]string`: `["a" "b"]`.
@@ -173,6 +206,10 @@ mod tests {
         assert_eq!(quote("a\"b\\c\n\t"), r#""a\"b\\c\n\t""#);
         assert_eq!(quote("héllo 한국어"), "\"héllo 한국어\"");
         assert_eq!(quote("\x01\x7f"), r#""\x01\x7f""#);
+        assert_eq!(quote("a\\\"b"), r#""a\\\"b""#);
+        assert_eq!(quote("\" \\ / \u{8} \u{c} \n \r \t \0"), r#""\" \\ / \b \f \n \r \t \x00""#);
+        assert_eq!(quote("a\"b\\c\n\t\u{1}é\u{a0}"), r#""a\"b\\c\n\t\x01é\u00a0""#);
+        assert_eq!(quote("\u{200b}\u{e000}\u{1d173}"), r#""\u200b\ue000\U0001d173""#);
         assert_eq!(quote_rune(3), r"'\x03'");
         assert_eq!(quote_rune(0), r"'\x00'");
         assert_eq!(quote_rune(65), "'A'");
@@ -200,5 +237,16 @@ mod tests {
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn quotes_like_go_in_parser_output() {
+        assert_eq!(quote("a\\\"b"), r#""a\\\"b""#);
+        assert_eq!(quote("\" \\ / \u{8} \u{c} \n \r \t \0"), r#""\" \\ / \b \f \n \r \t \x00""#);
+        assert_eq!(quote("\u{7}\u{b}\u{1b}\u{7f}"), r#""\a\v\x1b\x7f""#);
+        assert_eq!(quote("☃ ♥ é"), "\"☃ ♥ é\"");
+        assert_eq!(quote("\u{85}\u{a0}\u{ad}"), r#""\u0085\u00a0\u00ad""#);
+        assert_eq!(quote("\u{2028}\u{200b}\u{feff}\u{3000}"), r#""\u2028\u200b\ufeff\u3000""#);
+        assert_eq!(quote("\u{e000}\u{10fffd}😀"), "\"\\ue000\\U0010fffd😀\"");
     }
 }

@@ -1,0 +1,3 @@
+module example.com/strata/hello
+
+go 1.19
