@@ -1,14 +1,18 @@
 //! `--cache-to` and `--cache-from`, spelled as `docker buildx build` spells them:
 //! `type=registry,ref=REG/repo:tag[,mode=min|max][,mounts=true]`, `type=local,dest=DIR` /
-//! `type=local,src=DIR` (`tag=` names the cache in the layout), or a bare reference for
-//! `type=registry`. `ignore-error=true` turns a failed export into a warning. `type=inline` and
-//! other compressions than gzip are refused as not supported yet.
+//! `type=local,src=DIR` (`tag=` names the cache in the layout), `type=inline` (the cache in the
+//! image's own config; export only: `--cache-from` reads it with `type=registry,ref=IMAGE`, as
+//! with buildx), or a bare reference for `type=registry`. `ignore-error=true` turns a failed
+//! export into a warning; `compression=gzip|zstd|uncompressed`, `compression-level=N` and
+//! `force-compression` choose the encoding of the exported layers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use strata_builder::remote_cache::{CacheRemote, DEFAULT_LAYOUT_TAG, LayoutRemote, RegistryRemote};
+use strata_store::export::variants::Target;
+use strata_store::oci::Compression;
 use strata_store::reference::Reference;
 use strata_store::registry::RegistryClient;
 
@@ -16,7 +20,12 @@ use strata_store::registry::RegistryClient;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheLocation {
     Registry(Reference),
-    Local { dir: PathBuf, tag: String },
+    Local {
+        dir: PathBuf,
+        tag: String,
+    },
+    /// In the built image's config (export only).
+    Inline,
 }
 
 /// One `--cache-to` / `--cache-from` value.
@@ -28,6 +37,8 @@ pub struct CacheSpec {
     /// mounts=true: the contents of cache mounts too.
     pub mounts: bool,
     pub ignore_error: bool,
+    /// The exported layers' encoding (`None`: as stored).
+    pub compression: Option<Target>,
 }
 
 impl CacheSpec {
@@ -40,11 +51,13 @@ impl CacheSpec {
                 all_steps: false,
                 mounts: false,
                 ignore_error: false,
+                compression: None,
             });
         }
         let mut kind = "registry".to_string();
         let (mut reference, mut dir, mut tag) = (None, None, DEFAULT_LAYOUT_TAG.to_string());
         let (mut all_steps, mut mounts, mut ignore_error) = (false, false, false);
+        let (mut compression, mut level) = (None, None);
         for field in text.split(',') {
             let (k, v) = field.split_once('=').unwrap_or((field, ""));
             let yes = |v: &str| -> Result<bool> {
@@ -70,12 +83,21 @@ impl CacheSpec {
                 "mounts" if export => mounts = yes(v)?,
                 "ignore-error" => ignore_error = yes(v)?,
                 "compression" if export => {
-                    if v != "gzip" {
-                        bail!("not supported yet: {flag} compression={v} (caches are exported with gzip)");
-                    }
+                    compression = Some(match v {
+                        "gzip" => Compression::Gzip,
+                        "zstd" => Compression::Zstd,
+                        "uncompressed" => Compression::None,
+                        other => bail!("{flag}: compression={other}: expected gzip, zstd or uncompressed"),
+                    })
                 }
-                // Accepted for compatibility; strata's cache manifests are always OCI.
-                "oci-mediatypes" | "image-manifest" => {}
+                "compression-level" if export => {
+                    level = Some(
+                        v.parse::<i32>().map_err(|_| anyhow::anyhow!("{flag}: compression-level={v}: not a number"))?,
+                    )
+                }
+                // Accepted for compatibility: a layer is re-encoded whenever its encoding differs,
+                // and strata's cache manifests are always OCI.
+                "force-compression" | "oci-mediatypes" | "image-manifest" => {}
                 other => bail!("{flag}: unknown option {other:?} in {text:?}"),
             }
         }
@@ -89,17 +111,32 @@ impl CacheSpec {
                 let dir = dir.ok_or_else(|| anyhow::anyhow!("{flag} type=local needs {which}=DIR"))?;
                 CacheLocation::Local { dir: std::path::absolute(&dir).unwrap_or(dir), tag }
             }
-            "inline" => bail!("not supported yet: {flag} type=inline (use type=registry or type=local)"),
+            "inline" if export => {
+                if mounts {
+                    bail!(
+                        "{flag} type=inline cannot carry cache mounts (mounts=true needs type=registry or type=local)"
+                    );
+                }
+                CacheLocation::Inline
+            }
+            "inline" => bail!("{flag} type=inline: an image's inline cache is read with type=registry,ref=IMAGE"),
             other => bail!("{flag}: unknown cache type {other:?} (registry or local)"),
         };
-        Ok(CacheSpec { location, all_steps, mounts, ignore_error })
+        let compression = match (compression, level) {
+            (None, None) => None,
+            (c, l) => Some(Target::new(c.unwrap_or(Compression::Gzip), l).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?),
+        };
+        Ok(CacheSpec { location, all_steps, mounts, ignore_error, compression })
     }
 
-    /// The transport for this location.
-    pub fn remote(&self, client: &Arc<RegistryClient>) -> Box<dyn CacheRemote> {
+    /// The transport for this location (`None` for inline: the image carries it).
+    pub fn remote(&self, client: &Arc<RegistryClient>) -> Option<Box<dyn CacheRemote>> {
         match &self.location {
-            CacheLocation::Registry(r) => Box::new(RegistryRemote { client: client.clone(), reference: r.clone() }),
-            CacheLocation::Local { dir, tag } => Box::new(LayoutRemote { dir: dir.clone(), tag: tag.clone() }),
+            CacheLocation::Registry(r) => {
+                Some(Box::new(RegistryRemote { client: client.clone(), reference: r.clone() }))
+            }
+            CacheLocation::Local { dir, tag } => Some(Box::new(LayoutRemote { dir: dir.clone(), tag: tag.clone() })),
+            CacheLocation::Inline => None,
         }
     }
 }
@@ -119,8 +156,13 @@ mod tests {
         assert_eq!(s.location, CacheLocation::Local { dir: "/tmp/c".into(), tag: "v2".into() });
         assert!(CacheSpec::parse("type=local,dest=/tmp/c", false).is_err(), "dest is for --cache-to");
         assert!(CacheSpec::parse("type=registry", true).is_err());
-        assert!(CacheSpec::parse("type=inline", true).unwrap_err().to_string().contains("not supported yet"));
-        assert!(CacheSpec::parse("type=registry,ref=r/x:1,compression=zstd", true).is_err());
+        assert_eq!(CacheSpec::parse("type=inline", true).unwrap().location, CacheLocation::Inline);
+        assert!(CacheSpec::parse("type=inline", false).is_err(), "imported with type=registry");
+        assert!(CacheSpec::parse("type=inline,mounts=true", true).is_err());
+        let s = CacheSpec::parse("type=registry,ref=r/x:1,compression=zstd,compression-level=9", true).unwrap();
+        assert_eq!(s.compression, Some(Target::new(Compression::Zstd, Some(9)).unwrap()));
+        assert!(CacheSpec::parse("type=registry,ref=r/x:1,compression=lz4", true).is_err());
+        assert!(CacheSpec::parse("type=registry,ref=r/x:1,compression=gzip,compression-level=12", true).is_err());
         assert!(CacheSpec::parse("type=registry,ref=r/x:1,bogus=1", true).is_err());
         assert!(CacheSpec::parse("type=registry,ref=r/x:1,mode=huge", true).is_err());
     }

@@ -65,11 +65,78 @@ fn a_local_cache_and_mode_min_keep_only_the_final_images_steps() {
 fn cache_flags_are_checked() {
     let env = Env::new();
     let ctx = env.context("flags", &[("Dockerfile", "FROM {BASE}\n")]);
-    let r = env.build(&ctx, "f:1", &["--cache-to", "type=inline"]).fails();
-    assert!(r.stderr.contains("not supported yet"), "{r}");
+    let r = env.build(&ctx, "f:1", &["--cache-to", "type=inline,mounts=true"]).fails();
+    assert!(r.stderr.contains("cannot carry cache mounts"), "{r}");
+    let r = env.build(&ctx, "f:1", &["--cache-from", "type=inline"]).fails();
+    assert!(r.stderr.contains("type=registry,ref=IMAGE"), "{r}");
+    let r = env.build(&ctx, "f:1", &["--cache-to", "type=local,dest=/tmp/x,compression=lz4"]).fails();
+    assert!(r.stderr.contains("compression=lz4"), "{r}");
     let r = env.build(&ctx, "f:1", &["--cache-to", "type=registry"]).fails();
     assert!(r.stderr.contains("needs ref="), "{r}");
     // An unreadable --cache-from only warns: the build goes on.
     let r = env.build(&ctx, "f:1", &["--cache-from", "type=local,src=/nonexistent/cache"]).ok();
     assert!(r.stderr.contains("importing cache from") || r.stderr.contains("warning"), "{r}");
+}
+
+/// The steps of a build that ran rather than came from a cache (base images aside).
+fn ran(r: &common::Run) -> Vec<String> {
+    plain_steps(&r.stderr)
+        .into_iter()
+        .filter(|s| !s.name.contains("FROM") && s.state != StepState::Cached)
+        .map(|s| s.name)
+        .collect()
+}
+
+#[test]
+fn an_inline_cache_travels_in_the_image_itself() {
+    let env = Env::new();
+    let ctx = env.context("inline", &[("Dockerfile", DOCKERFILE), ("app.txt", "app\n")]);
+    let image = format!("{}/inline/app:1", env.registry.host);
+    env.build(&ctx, &image, &["--cache-to", "type=inline", "--push"]).ok();
+    let pushed = env.inspect(&image);
+    let records = pushed["Config"]["strata.cache.v1"]["records"].as_array().expect("an inline cache").len();
+    // mode=min: the final image's RUN and two COPYs, not the tools stage's RUN.
+    assert_eq!(records, 3, "{}", pushed["Config"]);
+
+    // Another machine pulls the cache with the image's own name, as `type=registry` does with
+    // BuildKit: none of the final image's steps runs, and the image is the same.
+    let other = env.path("other-store");
+    let r = env.build_at(&other, &ctx, &image, &["--cache-to", "type=inline", "--cache-from", &image]).ok();
+    assert_eq!(ran(&r), ["[tools 2/2] RUN echo tool > /tool"], "only the tools stage runs:\n{r}");
+    assert_eq!(common::inspect_at(&env, &other, &image)["Descriptor"], pushed["Descriptor"], "same image");
+
+    // BUILDKIT_INLINE_CACHE=1 is the same request, and an image built on this one does not
+    // inherit its cache.
+    let third = env.path("third-store");
+    env.build_at(&third, &ctx, "same:1", &["--build-arg", "BUILDKIT_INLINE_CACHE=1", "--cache-from", &image]).ok();
+    let same = common::inspect_at(&env, &third, "same:1");
+    assert_eq!(same["Descriptor"]["digest"], pushed["Descriptor"]["digest"], "{}", same["Config"]);
+    let child = env.context("child", &[("Dockerfile", &format!("FROM {image}\nRUN true\n"))]);
+    env.build_at(&other, &child, "child:1", &[]).ok();
+    let config = &common::inspect_at(&env, &other, "child:1")["Config"];
+    assert!(config.get("strata.cache.v1").is_none(), "inherited: {config}");
+}
+
+#[test]
+fn a_cache_exported_with_zstd_layers() {
+    let env = Env::new();
+    let ctx = env.context("zstd", &[("Dockerfile", DOCKERFILE), ("app.txt", "app\n")]);
+    let cache = format!("{}/cache/zstd:buildcache", env.registry.host);
+    let to = format!("type=registry,ref={cache},mode=max,mounts=true,compression=zstd,compression-level=5");
+    env.build(&ctx, "app:1", &["--cache-to", &to]).ok();
+    let raw = common::skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{cache}")]).ok();
+    let manifest: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    let types: Vec<&str> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert!(
+        !types.is_empty() && types.iter().all(|t| *t == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{types:?}"
+    );
+
+    let other = env.path("other-store");
+    let r = env.build_at(&other, &ctx, "app:1", &["--cache-from", &cache]).ok();
+    assert!(ran(&r).is_empty(), "everything came from the zstd cache:\n{r}");
+    // The image itself keeps the store's gzip layers' identity: same diff_ids as the first.
+    let a = &env.inspect("app:1")["Config"]["rootfs"];
+    assert_eq!(&common::inspect_at(&env, &other, "app:1")["Config"]["rootfs"], a);
 }

@@ -44,6 +44,8 @@ pub fn export_image(
 /// build gives a time (an image that adds no layer).
 pub fn complete_config(config: &ImageConfig, chain: &[Layer], now: &str) -> ImageConfig {
     let mut config = config.clone();
+    // A base image's inline cache describes the base's build, not this one.
+    config.inline_cache = None;
     config.rootfs.kind = "layers".to_string();
     config.rootfs.diff_ids = chain.iter().map(|l| l.diff_id.clone()).collect();
     let new_layer_times: Vec<&str> = chain.iter().filter_map(|l| l.created.as_deref()).collect();

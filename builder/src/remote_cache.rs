@@ -24,6 +24,19 @@
 //!
 //! `mode=min` exports the steps of the final image; `mode=max` every step of the build,
 //! intermediate stages included.
+//!
+//! ## Compression
+//! `compression=zstd|gzip|uncompressed` (and `compression-level`) re-encode the exported layer
+//! blobs through the store's layer variants (`strata_store::export::variants`): each layer is
+//! converted once and remembered, and a layer already in that encoding is sent as it is.
+//!
+//! ## Inline
+//! `--cache-to type=inline` (or `--build-arg BUILDKIT_INLINE_CACHE=1`) writes the records of the
+//! final image's steps into its own config, under `strata.cache.v1` ([`InlineCache`]: each
+//! record names its layer by diff_id, since the image's manifest already lists the blobs), as
+//! BuildKit's inline cache does (`mode=min` only: the blobs of other steps have nowhere to go).
+//! `--cache-from REG/app:tag` then reads the cache from an image as well as from a cache
+//! manifest, as with BuildKit, where `type=registry` imports both.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +45,8 @@ use serde::{Deserialize, Serialize};
 use strata_store::Store;
 use strata_store::blobs::BlobStore;
 use strata_store::digest::Digest;
+use strata_store::export::variants::{Target, layer_in};
+use strata_store::image::{Image, write_image};
 use strata_store::layer::{self, PackOptions, UnpackOptions};
 use strata_store::layout::Layout;
 use strata_store::oci::{self, Compression, Descriptor, Manifest, Platform, media};
@@ -83,6 +98,68 @@ pub struct ExportedMount {
     pub gid: u32,
     pub diff_id: Digest,
     pub blob: Descriptor,
+}
+
+/// The cache an image carries in its config (`strata.cache.v1`): the steps that made its
+/// layers, each layer named by its diff_id (the image's manifest holds the blob).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InlineCache {
+    pub version: u32,
+    #[serde(default)]
+    pub records: Vec<InlineRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InlineRecord {
+    pub key: Digest,
+    pub diff_id: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// `image` with the records among `records` that made its layers written into its config
+/// (a new config and manifest; the layers are unchanged). Records of layers the image does
+/// not have (a squashed image's, intermediate stages') are left out.
+pub fn with_inline_cache(
+    store: &Store,
+    image: &Image,
+    records: &[(Digest, CacheRecord)],
+) -> Result<Image, RemoteCacheError> {
+    let fail = |message: String| RemoteCacheError { place: "inline".to_string(), message };
+    let layers = &image.config.rootfs.diff_ids;
+    let mut inline = InlineCache { version: 1, records: Vec::new() };
+    for (key, record) in records {
+        if layers.contains(&record.layer.diff_id) && !inline.records.iter().any(|r| &r.key == key) {
+            inline.records.push(InlineRecord {
+                key: key.clone(),
+                diff_id: record.layer.diff_id.clone(),
+                created: record.layer.created.clone(),
+            });
+        }
+    }
+    let mut config = image.config.clone();
+    config.inline_cache = Some(serde_json::to_value(&inline).map_err(|e| fail(e.to_string()))?);
+    write_image(&store.blobs, &config, &image.manifest.layers, image.manifest.annotations.clone())
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The records of an image's inline cache, with each layer's blob from its manifest; none if
+/// the image has no inline cache.
+fn inline_records(manifest: &Manifest, config: &oci::ImageConfig) -> Result<Vec<ExportedRecord>, String> {
+    let Some(value) = &config.inline_cache else {
+        return Ok(Vec::new());
+    };
+    let inline: InlineCache =
+        serde_json::from_value(value.clone()).map_err(|e| format!("bad inline cache in the image config: {e}"))?;
+    let blobs: HashMap<&Digest, &Descriptor> = config.rootfs.diff_ids.iter().zip(&manifest.layers).collect();
+    Ok(inline
+        .records
+        .into_iter()
+        .filter_map(|r| {
+            let blob = (*blobs.get(&r.diff_id)?).clone();
+            Some(ExportedRecord { key: r.key, layer: Layer { diff_id: r.diff_id, blob, created: r.created } })
+        })
+        .collect())
 }
 
 /// Where a cache lives.
@@ -190,25 +267,41 @@ impl CacheRemote for RegistryRemote {
     }
 }
 
-/// Exports `records` (and the cache mounts `mount_ids`, if any) to `remote`.
+/// Exports `records` (and the cache mounts `mount_ids`, if any) to `remote`, the layers encoded
+/// as `target` (`None`: as they are stored; mounts in gzip).
 pub fn export(
     store: &Store,
     remote: &dyn CacheRemote,
     records: &[(Digest, CacheRecord)],
     mounts: &[CacheMountId],
+    target: Option<Target>,
 ) -> Result<Descriptor, RemoteCacheError> {
+    use rayon::prelude::*;
     let fail = |message: String| RemoteCacheError { place: remote.place(), message };
     let mut config = CacheConfig { version: 1, ..CacheConfig::default() };
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<(&Digest, &CacheRecord)> = Vec::new();
     for (key, record) in records {
-        if config.records.iter().any(|r| &r.key == key) {
-            continue;
+        if !unique.iter().any(|(k, _)| *k == key) {
+            unique.push((key, record));
         }
-        config.records.push(ExportedRecord { key: key.clone(), layer: record.layer.clone() });
-        if seen.insert(record.layer.blob.digest.clone()) {
-            blobs.push(record.layer.blob.clone());
+    }
+    // Each layer in the asked encoding, converted on all cores (once: variants are remembered).
+    let layers: Vec<Layer> = unique
+        .par_iter()
+        .map(|(_, record)| match target {
+            None => Ok(record.layer.clone()),
+            Some(t) => layer_in(store, &record.layer.diff_id, &record.layer.blob, t)
+                .map(|blob| Layer { blob, ..record.layer.clone() })
+                .map_err(|e| fail(format!("converting layer {}: {e}", record.layer.blob.digest))),
+        })
+        .collect::<Result<_, _>>()?;
+    for ((key, _), layer) in unique.iter().zip(layers) {
+        if seen.insert(layer.blob.digest.clone()) {
+            blobs.push(layer.blob.clone());
         }
+        config.records.push(ExportedRecord { key: (*key).clone(), layer });
     }
     for m in mounts {
         let CacheMountId { id, mode, uid, gid } = m;
@@ -216,8 +309,12 @@ pub fn export(
         if !dir.is_dir() {
             continue;
         }
-        let blob = layer::commit_layer(&store.blobs, &dir, &[], Compression::Gzip, &PackOptions::default())
+        let mut blob = layer::commit_layer(&store.blobs, &dir, &[], Compression::Gzip, &PackOptions::default())
             .map_err(|e| fail(format!("packing cache mount {id}: {e}")))?;
+        if let Some(t) = target {
+            blob.descriptor = layer_in(store, &blob.diff_id, &blob.descriptor, t)
+                .map_err(|e| fail(format!("converting cache mount {id}: {e}")))?;
+        }
         if seen.insert(blob.descriptor.digest.clone()) {
             blobs.push(blob.descriptor.clone());
         }
@@ -276,14 +373,24 @@ impl ImportedCache {
             Some(bytes) => {
                 let manifest: Manifest =
                     serde_json::from_slice(&bytes).map_err(|e| fail(format!("not a cache manifest: {e}")))?;
-                if manifest.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
-                    || manifest.config.media_type != CONFIG_MEDIA_TYPE
+                let is_image = [media::OCI_CONFIG, media::DOCKER_CONFIG].contains(&manifest.config.media_type.as_str());
+                if !is_image
+                    && (manifest.artifact_type.as_deref() != Some(ARTIFACT_TYPE)
+                        || manifest.config.media_type != CONFIG_MEDIA_TYPE)
                 {
                     return Err(fail(format!("not a strata cache (artifact type {:?})", manifest.artifact_type)));
                 }
                 remote.get_blob(&manifest.config, store).map_err(|e| fail(format!("reading the cache config: {e}")))?;
                 let raw = store.blobs.read(&manifest.config.digest).map_err(|e| fail(e.to_string()))?;
-                serde_json::from_slice(&raw).map_err(|e| fail(format!("bad cache config: {e}")))?
+                if is_image {
+                    // An image: its inline cache, if it has one.
+                    let config: oci::ImageConfig =
+                        serde_json::from_slice(&raw).map_err(|e| fail(format!("bad image config: {e}")))?;
+                    let records = inline_records(&manifest, &config).map_err(fail)?;
+                    CacheConfig { version: 1, records, mounts: Vec::new() }
+                } else {
+                    serde_json::from_slice(&raw).map_err(|e| fail(format!("bad cache config: {e}")))?
+                }
             }
         };
         let records = config.records.into_iter().map(|r| (r.key, r.layer)).collect();

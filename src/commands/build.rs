@@ -29,9 +29,9 @@ use strata_store::layer::PackOptions;
 use strata_store::oci::{Compression, History, Platform};
 use strata_store::reference::Reference;
 
-use strata_builder::remote_cache::{ImportedCache, export as export_cache};
+use strata_builder::remote_cache::{ImportedCache, export as export_cache, with_inline_cache};
 
-use crate::cache_flags::CacheSpec;
+use crate::cache_flags::{CacheLocation, CacheSpec};
 use crate::cli::{BuildArgs, ProgressMode};
 use crate::commands::push::push_descriptor;
 use crate::outputs::{self, Dest, Kind, Output};
@@ -320,7 +320,15 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         args.remove("SOURCE_DATE_EPOCH");
     }
 
-    let cache_to = a.cache_to.iter().map(|c| CacheSpec::parse(c, true)).collect::<Result<Vec<_>>>()?;
+    let mut cache_to = a.cache_to.iter().map(|c| CacheSpec::parse(c, true)).collect::<Result<Vec<_>>>()?;
+    // `--build-arg BUILDKIT_INLINE_CACHE=1` is BuildKit's older spelling of `--cache-to
+    // type=inline` (a boolean as Go's strconv.ParseBool reads it); strata consumes it.
+    if let Some(v) = args.remove("BUILDKIT_INLINE_CACHE")
+        && ["1", "t", "T", "true", "TRUE", "True"].contains(&v.as_str())
+        && !cache_to.iter().any(|c| c.location == CacheLocation::Inline)
+    {
+        cache_to.push(CacheSpec::parse("type=inline", true)?);
+    }
     let cache_from = a.cache_from.iter().map(|c| CacheSpec::parse(c, false)).collect::<Result<Vec<_>>>()?;
     let registry = Arc::new(registry_client(store)?);
     let resolver = StoreResolver::new(store, &registry, a.pull);
@@ -389,7 +397,7 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     let mut builder =
         Builder::new(store, Some(&registry), progress.as_ref(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
     for spec in &cache_from {
-        let remote = spec.remote(&registry);
+        let Some(remote) = spec.remote(&registry) else { continue };
         let place = remote.place();
         match ImportedCache::load(remote, store) {
             Ok(imported) => {
@@ -413,8 +421,8 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     for spec in &cache_to {
         let records = builder.cache_records(&plan.graph, &plan.target, spec.all_steps);
         let mounts = if spec.mounts { Builder::cache_mount_ids(&plan.graph, &plan.target) } else { Vec::new() };
-        let remote = spec.remote(&registry);
-        match export_cache(store, remote.as_ref(), &records, &mounts) {
+        let Some(remote) = spec.remote(&registry) else { continue };
+        match export_cache(store, remote.as_ref(), &records, &mounts, spec.compression) {
             Ok(d) => progress.message(&format!(
                 "exported cache to {}: {} steps, {} cache mounts ({})",
                 remote.place(),
@@ -430,6 +438,13 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     if a.squash {
         image = squash_image(store, &image, base, commit_compression, epoch)?;
         progress.message(&format!("squashed the new layers into one: {}", image.manifest.layers.len()));
+    }
+    if cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
+        // mode=min only, as BuildKit's inline cache: the image holds no other step's layer.
+        let records = builder.cache_records(&plan.graph, &plan.target, false);
+        image = with_inline_cache(store, &image, &records).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let carried = records.iter().filter(|(_, r)| image.config.rootfs.diff_ids.contains(&r.layer.diff_id)).count();
+        progress.message(&format!("inline cache: {carried} steps in the image config"));
     }
     let id = image.manifest.config.digest.clone();
     if let Some(path) = &a.iidfile {

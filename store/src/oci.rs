@@ -372,6 +372,11 @@ pub struct ImageConfig {
     pub os_version: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub rootfs: RootFs,
+    /// A build cache carried in the image (`--cache-to type=inline`), as BuildKit keeps
+    /// `moby.buildkit.cache.v0` in its images' configs: opaque here (the builder's remote cache
+    /// writes and reads it), and never inherited by an image built on this one.
+    #[serde(rename = "strata.cache.v1", default, skip_serializing_if = "Option::is_none")]
+    pub inline_cache: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
@@ -390,6 +395,7 @@ impl ImageConfig {
             os_features: None,
             os_version: None,
             rootfs: RootFs::default(),
+            inline_cache: None,
             variant: platform.variant.clone(),
         }
     }
