@@ -54,20 +54,26 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, LayerAccessErro
         .map_err(|e| fail(e.to_string()))
 }
 
-/// The snapshot directories of a chain, bottom first.
+/// The snapshot directories of a chain, bottom first; missing ones are unpacked in parallel.
 pub fn snapshots(store: &Store, chain: &[Layer]) -> Result<Vec<PathBuf>, LayerAccessError> {
-    chain.iter().map(|l| snapshot(store, l)).collect()
+    use rayon::prelude::*;
+    chain.par_iter().map(|l| snapshot(store, l)).collect()
 }
 
 /// Loads a base image the frontend resolved (its manifest and config are in the store) and
 /// makes sure every layer blob is present, downloading missing ones from `reference`'s
-/// registry. `status` receives progress lines. Returns the chain and whether anything was
-/// downloaded.
+/// registry; with `unpack`, each downloaded layer is also unpacked right away. `status`
+/// receives progress lines. Returns the chain and whether anything was downloaded.
+///
+/// A build passes `unpack = false`: a base image's layers are unpacked (by [`snapshots`]) only
+/// when a RUN or COPY needs its filesystem, so a build whose steps all come from a cache —
+/// a CI runner rebuilding from a registry cache — only downloads what the image is made of.
 pub fn pull_image(
     store: &Store,
     registry: Option<&RegistryClient>,
     reference: &str,
     manifest_digest: &Digest,
+    unpack: bool,
     status: &(dyn Fn(&str) + Sync),
 ) -> Result<(Vec<Layer>, bool), LayerAccessError> {
     let fail = |message: String| LayerAccessError::Image { reference: reference.to_string(), message };
@@ -105,6 +111,9 @@ pub fn pull_image(
                     status(&format!("pulling sha256:{short} {}", human(l.blob.size)));
                     let fetched = registry.fetch_blob(&r, &l.blob, &store.blobs, &|n| done.store(n, Ordering::Relaxed));
                     let result = fetched.map_err(|e| e.to_string()).and_then(|_| {
+                        if !unpack {
+                            return Ok(());
+                        }
                         status(&format!("extracting sha256:{short}"));
                         snapshot(store, l).map(|_| ()).map_err(|e| e.to_string())
                     });

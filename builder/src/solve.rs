@@ -283,7 +283,7 @@ impl<'a> Builder<'a> {
                 self.progress.event(step, Event::Started { name: &node.name });
                 let status = |text: &str| self.progress.event(step, Event::Status { text });
                 let pulled =
-                    layers::pull_image(self.store, self.registry, &src.reference, &src.manifest_digest, &status);
+                    layers::pull_image(self.store, self.registry, &src.reference, &src.manifest_digest, false, &status);
                 let (chain, downloaded) = pulled.map_err(|e| self.fail(step, start, StepError::other(e)))?;
                 self.progress
                     .event(step, if downloaded { Event::Done { elapsed: start.elapsed() } } else { Event::Cached });

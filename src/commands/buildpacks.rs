@@ -283,8 +283,9 @@ fn resolve_image(
     name: &str,
 ) -> Result<(ResolvedImage, Vec<Layer>)> {
     let resolved = resolver.resolve(name, &Platform::host()).map_err(|e| anyhow::anyhow!("image {name}: {e}"))?;
-    let (chain, _) = layers::pull_image(store, Some(registry), &resolved.name, &resolved.manifest_digest, &|_| {})
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (chain, _) =
+        layers::pull_image(store, Some(registry), &resolved.name, &resolved.manifest_digest, true, &|_| {})
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((resolved, chain))
 }
 

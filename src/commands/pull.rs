@@ -20,7 +20,7 @@ pub fn pull(store: &Store, a: &PullArgs) -> Result<()> {
             eprintln!("{text}");
         }
     };
-    let (chain, _) = layers::pull_image(store, Some(&registry), &image.name, &image.manifest_digest, &status)
+    let (chain, _) = layers::pull_image(store, Some(&registry), &image.name, &image.manifest_digest, true, &status)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     layers::snapshots(store, &chain).map_err(|e| anyhow::anyhow!("{e}")).context("unpacking layers")?;
     println!("{}@{}", image.name, image.manifest_digest);
