@@ -78,19 +78,7 @@ pub fn source_digest(
     super::check_required(&root, &opts.required_paths, visible)?;
     let mut entries = Vec::new();
     for p in src_paths {
-        let comps = resolve::clean(p.as_bytes());
-        let shown = resolve::display(&comps);
-        let matches = match wildcard::split(&comps).filter(|_| opts.allow_wildcard) {
-            None => vec![comps],
-            Some((base, pattern)) => {
-                let found = wildcard::expand(&root, &base, &pattern, opts.follow_src_symlink, visible, &shown)?;
-                if found.is_empty() && !opts.allow_empty_wildcard {
-                    return Err(CopyError::NoMatch { pattern: shown });
-                }
-                found
-            }
-        };
-        for m in matches {
+        for m in wildcard::source_paths(&root, p, opts, visible)? {
             let source = match resolve::resolve(&root, &m, opts.follow_src_symlink, visible) {
                 Ok(r) => r,
                 Err(ResolveError::NotADirectory(_)) => return Err(CopyError::NotFound { path: resolve::display(&m) }),

@@ -228,19 +228,7 @@ pub fn copy(
 
     let mut stats = CopyStats::default();
     for p in src_paths {
-        let comps = resolve::clean(p.as_bytes());
-        let shown = resolve::display(&comps);
-        let matches = match wildcard::split(&comps).filter(|_| opts.allow_wildcard) {
-            None => vec![comps],
-            Some((base, pattern)) => {
-                let found = wildcard::expand(&src_root, &base, &pattern, opts.follow_src_symlink, visible, &shown)?;
-                if found.is_empty() && !opts.allow_empty_wildcard {
-                    return Err(CopyError::NoMatch { pattern: shown });
-                }
-                found
-            }
-        };
-        for m in matches {
+        for m in wildcard::source_paths(&src_root, p, opts, visible)? {
             job.one(&m, dest, &mut stats)?;
         }
     }

@@ -41,6 +41,27 @@ pub(crate) fn split(comps: &[Vec<u8>]) -> Option<(Comps, Vec<u8>)> {
     Some((comps[..at].to_vec(), comps[at..].join(&b'/')))
 }
 
+/// The paths one COPY source `path` names in `root`: itself (cleaned), or, with wildcards
+/// allowed, what its pattern matches — an error when nothing does unless empty matches are
+/// allowed. The copy and the copy's cache digest both start from this list.
+pub(crate) fn source_paths(
+    root: &Root,
+    path: &str,
+    opts: &super::CopyOptions,
+    visible: Option<&Visibility<'_>>,
+) -> Result<Vec<Comps>, CopyError> {
+    let comps = resolve::clean(path.as_bytes());
+    let Some((base, pattern)) = split(&comps).filter(|_| opts.allow_wildcard) else {
+        return Ok(vec![comps]);
+    };
+    let shown = resolve::display(&comps);
+    let found = expand(root, &base, &pattern, opts.follow_src_symlink, visible, &shown)?;
+    if found.is_empty() && !opts.allow_empty_wildcard {
+        return Err(CopyError::NoMatch { pattern: shown });
+    }
+    Ok(found)
+}
+
 /// Expands the pattern `pattern` below the directory `base` of `root`. Returns the matches
 /// as clean components, in BuildKit's order.
 pub(crate) fn expand(
