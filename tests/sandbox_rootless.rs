@@ -73,6 +73,34 @@ impl Home {
             .env("DOCKER_CONFIG", self.dir.join("docker"))
             .env("NO_COLOR", "1"))
     }
+
+    /// `strata --root STORE ARGS...` as the user, with `env` added, inside a mount namespace
+    /// whose `/proc` has a masked path (`/proc/kcore`, or the first of Docker's masked files this
+    /// kernel has, covered by `/dev/null` as Docker and Kubernetes do in unprivileged containers).
+    fn strata_under_masked_proc(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "for f in /proc/kcore /proc/keys /proc/timer_list; do [ -e $f ] && break; done; \
+                 mount --bind /dev/null $f && exec setpriv --reuid={} --regid={} --clear-groups \"$@\"",
+                self.uid, self.gid
+            ))
+            .arg("sh")
+            .arg(STRATA)
+            .arg("--root")
+            .arg(self.dir.join("store"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &self.dir)
+            .env("TMPDIR", self.dir.join("tmp"))
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    }
 }
 
 const DOCKERFILE: &str = r#"FROM {BASE} AS tool
@@ -155,4 +183,30 @@ fn rootless_build_and_push() {
     home.strata(&["push", &target]).ok();
     let r = common::skopeo(&["inspect", "--tls-verify=false", &format!("docker://{target}")]).ok();
     assert!(r.stdout.contains("\"Layers\""), "{r}");
+}
+
+#[test]
+fn a_masked_proc_needs_an_opt_in_to_share_it() {
+    let home = Home::new();
+    let rootfs = home.dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    let ctx = home.dir.join("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM base:1\nRUN grep -c ^Name: /proc/self/status > /n\n").unwrap();
+    home.give(&home.dir);
+    home.strata(&["import", rootfs.to_str().unwrap(), "-t", "base:1"]).ok();
+
+    // As in an unprivileged container: the kernel refuses a fresh /proc; the error says what
+    // to change.
+    let build = ["build", "--progress", "plain", "-t", "p:1", ctx.to_str().unwrap()];
+    let r = home.strata_under_masked_proc(&build, &[]).fails();
+    assert!(r.stderr.contains("mounting /proc") && r.stderr.contains("STRATA_NO_PROCESS_SANDBOX=1"), "{r}");
+
+    // With the opt-in, the container's /proc is shared and the step runs.
+    let r = home.strata_under_masked_proc(&build, &[("STRATA_NO_PROCESS_SANDBOX", "1")]).ok();
+    assert!(!r.stderr.contains("panicked"), "{r}");
+    let inspect = home.strata(&["inspect", "p:1"]).ok();
+    let image: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let layers = common::layer_digests(&image);
+    let run_layer = common::blob_path(&home.dir.join("store"), &layers[layers.len() - 1]);
+    assert_eq!(layer_file(&run_layer, "n"), "1\n", "/proc/self works");
 }

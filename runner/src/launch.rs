@@ -160,6 +160,10 @@ pub fn run_with(
         .stdin(Stdio::from(OwnedFd::from(helper_control)))
         .stdout(Stdio::from(stdout_w))
         .stderr(Stdio::from(stderr_w));
+    // The one host setting the helper reads from its environment (see `HostFiles`).
+    if let Some(v) = std::env::var_os(crate::mounts::NO_PROCESS_SANDBOX_ENV) {
+        command.env(crate::mounts::NO_PROCESS_SANDBOX_ENV, v);
+    }
     let child = command
         .spawn()
         .map_err(|e| RunError::io(format!("starting the sandbox helper {}", config.program.display()), e))?;

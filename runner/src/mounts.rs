@@ -113,7 +113,16 @@ pub struct HostFiles {
     pub hosts: Option<PathBuf>,
     /// `/dev/loopN` nodes of the host, for insecure runs.
     pub loop_devices: Vec<String>,
+    /// Bind the host's `/proc` instead of mounting a fresh one (`STRATA_NO_PROCESS_SANDBOX=1`):
+    /// for unprivileged containers whose `/proc` has masked paths, where the kernel refuses a
+    /// new proc mount. As BuildKit's `--oci-worker-no-process-sandbox`, the steps then see the
+    /// container's processes (and, running as the same user, can read their `/proc` files), so
+    /// it is an opt-in.
+    pub share_host_proc: bool,
 }
+
+/// The environment variable that sets [`HostFiles::share_host_proc`].
+pub const NO_PROCESS_SANDBOX_ENV: &str = "STRATA_NO_PROCESS_SANDBOX";
 
 impl HostFiles {
     /// The host's `/etc/resolv.conf` and `/etc/hosts`, those that exist, and its loop devices.
@@ -131,7 +140,14 @@ impl HostFiles {
             })
             .unwrap_or_default();
         loop_devices.sort();
-        HostFiles { resolv_conf: existing("/etc/resolv.conf"), hosts: existing("/etc/hosts"), loop_devices }
+        let share_host_proc =
+            std::env::var(NO_PROCESS_SANDBOX_ENV).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        HostFiles {
+            resolv_conf: existing("/etc/resolv.conf"),
+            hosts: existing("/etc/hosts"),
+            loop_devices,
+            share_host_proc,
+        }
     }
 }
 
@@ -196,10 +212,19 @@ pub fn plan(spec: &SandboxSpec, host: &HostFiles) -> MountPlan {
     let sandboxed = spec.security == Security::Sandbox;
     // Device nodes work only under /dev (see the module docs); insecure runs allow them all.
     let nodev = if sandboxed { NODEV } else { MsFlags::empty() };
-    let mut steps = vec![
-        fs("/proc", "proc", NOSUID | NODEV | NOEXEC, None),
-        fs("/dev", "tmpfs", NOSUID | nodev | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k")),
-    ];
+    let proc = if host.share_host_proc {
+        Step::Mount(Mount {
+            target: "/proc".to_string(),
+            source: Source::Bind { path: PathBuf::from("/proc"), recursive: true },
+            flags: NOSUID | NODEV | NOEXEC,
+            data: None,
+            readonly: false,
+        })
+    } else {
+        fs("/proc", "proc", NOSUID | NODEV | NOEXEC, None)
+    };
+    let mut steps =
+        vec![proc, fs("/dev", "tmpfs", NOSUID | nodev | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))];
     for (name, major, minor) in STANDARD_DEVICES {
         steps.push(Step::Device { path: format!("/dev/{name}"), major, minor, mode: 0o666 });
     }
@@ -306,6 +331,20 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn no_process_sandbox_binds_the_host_proc() {
+        let spec = spec(vec![]);
+        let host = HostFiles { share_host_proc: true, ..Default::default() };
+        let p = plan(&spec, &host);
+        let Step::Mount(proc) = &p.steps[0] else { panic!("{:?}", p.steps[0]) };
+        assert_eq!(
+            (proc.target.as_str(), &proc.source),
+            ("/proc", &Source::Bind { path: "/proc".into(), recursive: true })
+        );
+        let Step::Mount(fresh) = &plan(&spec, &HostFiles::default()).steps[0] else { panic!() };
+        assert_eq!(fresh.source, Source::Fs { fstype: "proc" });
     }
 
     #[test]

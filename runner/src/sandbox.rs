@@ -329,6 +329,17 @@ fn apply_step(root: &Path, step: &Step, scratch: &Path, i: usize) -> Result<(), 
                             sys::bind(Path::new("/sys"), &target, true).map_err(ctx(what))?;
                             sys::remount_bind(&target, m.flags).map_err(ctx(what))?;
                         }
+                        // An unprivileged container with a masked /proc (Docker's and
+                        // Kubernetes' default): say what to change.
+                        Err(e) if *fstype == "proc" && e.raw_os_error() == Some(nix::libc::EPERM) => {
+                            return Err(format!(
+                                "{}: {e} (the container's /proc has masked paths: run it with an unmasked /proc \
+                                 — docker --security-opt systempaths=unconfined, Kubernetes procMount: Unmasked — \
+                                 or set {}=1 to share its /proc; see docs/running-in-containers.md)",
+                                what(),
+                                mounts::NO_PROCESS_SANDBOX_ENV
+                            ));
+                        }
                         other => other.map_err(ctx(what))?,
                     }
                 }
