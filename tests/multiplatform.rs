@@ -129,6 +129,12 @@ fn builds_each_platform_pushes_an_index_and_rebuilds_from_cache() {
     let images = env.strata_at(&fresh, &["images"]).ok();
     let line = images.stdout.lines().find(|l| l.contains("app:1")).unwrap_or_else(|| panic!("{images}"));
     assert!(line.contains("(linux/amd64, linux/arm64)"), "{images}");
+    // `strata push` of the stored index uploads both platforms and the same index.
+    let copy = format!("{}/copy:1", env.registry.host);
+    env.strata_at(&fresh, &["push", &app, &copy]).ok();
+    assert_eq!(raw_manifest(&copy, &["--raw"]), index);
+    let arm_copy = raw_manifest(&copy, &["--override-arch", "arm64", "--config"]);
+    assert_eq!(arm_copy["architecture"], "arm64", "{arm_copy}");
     // The base's two platforms did not clobber each other under one name.
     let base_doc = inspect_at(&env, &fresh, &base);
     let present: Vec<&str> = base_doc["Platforms"]
