@@ -579,11 +579,11 @@ fn platform_index(store: &Store, images: &[Image], platforms: &[Platform]) -> Re
 }
 
 /// Outputs that cannot hold several platforms yet: refused before anything is built. (buildx's
-/// `docker` exporter refuses manifest lists too.)
+/// `docker` exporter refuses manifest lists too.) `type=oci` writes the index.
 fn refuse_for_multi_platform(outs: &[Output]) -> Result<()> {
     for o in outs {
         let what = match o.kind {
-            Kind::Oci => "-o type=oci",
+            Kind::Oci if o.oci_media_types == Some(false) => "-o type=oci,oci-mediatypes=false",
             Kind::Docker => "-o type=docker (docker load takes no image index)",
             Kind::Tar => "-o type=tar",
             _ => continue,
