@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod context;
 mod outputs;
+mod platforms;
 mod resolver;
 mod secrets;
 mod signals;

@@ -3,13 +3,21 @@
 //! fresh look. A pulled image's manifest and config go into the store and the name is recorded
 //! in its index, so the next build finds it locally; layers are fetched later, by the builder,
 //! only if a step needs them.
+//!
+//! Several platforms under one name: when the registry serves an index (a multi-platform
+//! image), the store names the index itself and keeps the manifest and config of each platform
+//! a build asked for, so `busybox:latest` for amd64 and for arm64 live side by side and neither
+//! clobbers the other. A stored name that points at a single-platform manifest serves only that
+//! platform; another platform is looked up in the registry. Platforms match as containerd's
+//! matcher does (`strata_store::platforms`: arm64 ≡ arm64/v8).
 
 use std::sync::Mutex;
 
 use strata_frontend::convert::{ImageResolver, ResolvedImage};
 use strata_store::Store;
 use strata_store::image::Image;
-use strata_store::oci::{Platform, media};
+use strata_store::oci::{Descriptor, Platform, media};
+use strata_store::platforms;
 use strata_store::reference::Reference;
 use strata_store::registry::RegistryClient;
 
@@ -18,8 +26,8 @@ pub struct StoreResolver<'a> {
     pub registry: &'a RegistryClient,
     /// Ask the registry even when the store has the name.
     pub pull: bool,
-    /// Names already resolved in this build (so `--pull` asks once per name).
-    seen: Mutex<Vec<(String, ResolvedImage)>>,
+    /// Names already resolved in this build, per platform (so `--pull` asks once per name).
+    seen: Mutex<Vec<(String, Platform, ResolvedImage)>>,
 }
 
 impl<'a> StoreResolver<'a> {
@@ -27,16 +35,33 @@ impl<'a> StoreResolver<'a> {
         StoreResolver { store, registry, pull, seen: Mutex::new(Vec::new()) }
     }
 
+    /// The stored image for `platform` under `name`, if the store has it complete (manifest and
+    /// config; layers come later).
     fn local(&self, name: &str, platform: &Platform) -> Result<Option<ResolvedImage>, String> {
         let Some(desc) = self.store.layout.get(name).map_err(|e| e.to_string())? else { return Ok(None) };
-        if !media::is_manifest(&desc.media_type) {
+        let manifest = if media::is_index(&desc.media_type) {
+            let index =
+                platforms::read_index(&self.store.blobs, &desc).map_err(|e| format!("stored image {name}: {e}"))?;
+            match platforms::pick(&index, platform) {
+                // A platform of a pulled index that no build asked for yet is not in the store.
+                Some(child) if self.store.blobs.contains(&child.digest) => child.clone(),
+                _ => return Ok(None),
+            }
+        } else if media::is_manifest(&desc.media_type) {
+            desc
+        } else {
+            return Ok(None);
+        };
+        let image = match Image::load(&self.store.blobs, &manifest) {
+            Ok(image) => image,
+            // An index child whose config was never fetched: ask the registry.
+            Err(_) if manifest.platform.is_some() => return Ok(None),
+            Err(e) => return Err(format!("stored image {name}: {e}")),
+        };
+        if !platforms::same(platform, &image.config.platform()) {
             return Ok(None);
         }
-        let image = Image::load(&self.store.blobs, &desc).map_err(|e| format!("stored image {name}: {e}"))?;
-        if !platform.matches(&image.config.platform()) {
-            return Ok(None);
-        }
-        Ok(Some(ResolvedImage { name: name.to_string(), manifest_digest: desc.digest, config: image.config }))
+        Ok(Some(ResolvedImage { name: name.to_string(), manifest_digest: manifest.digest, config: image.config }))
     }
 
     fn remote(&self, r: &Reference, name: &str, platform: &Platform) -> Result<ResolvedImage, String> {
@@ -52,14 +77,26 @@ impl<'a> StoreResolver<'a> {
             .fetch_blob(r, &resolved.manifest.config, &self.store.blobs, &|_| {})
             .map_err(|e| format!("fetching the image config: {e}"))?;
         let image = Image::load(&self.store.blobs, &resolved.descriptor).map_err(|e| e.to_string())?;
-        if !platform.matches(&image.config.platform()) {
+        if !platforms::same(platform, &image.config.platform()) {
             return Err(format!(
-                "image is for {}, not {} (multi-platform builds are not supported yet)",
+                "image is for {}, not {} (it has no {} variant)",
                 image.config.platform().to_spec(),
+                platform.to_spec(),
                 platform.to_spec()
             ));
         }
-        self.store.layout.set(name, &resolved.descriptor).map_err(|e| e.to_string())?;
+        // The name goes to the index when there is one, so that every platform resolves from it.
+        let named: Descriptor = match &resolved.index {
+            Some((desc, bytes)) => {
+                let stored = self.store.blobs.put(bytes).map_err(|e| e.to_string())?;
+                if stored != desc.digest {
+                    return Err(format!("index digest mismatch: registry said {}, content is {stored}", desc.digest));
+                }
+                desc.clone()
+            }
+            None => Descriptor { platform: None, annotations: None, ..resolved.descriptor.clone() },
+        };
+        self.store.layout.set(name, &named).map_err(|e| e.to_string())?;
         Ok(ResolvedImage { name: name.to_string(), manifest_digest: resolved.descriptor.digest, config: image.config })
     }
 }
@@ -69,7 +106,7 @@ impl ImageResolver for StoreResolver<'_> {
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         let name = r.to_string();
         if let Ok(seen) = self.seen.lock()
-            && let Some((_, hit)) = seen.iter().find(|(n, _)| *n == name)
+            && let Some((_, _, hit)) = seen.iter().find(|(n, p, _)| *n == name && p == platform)
         {
             return Ok(hit.clone());
         }
@@ -79,7 +116,7 @@ impl ImageResolver for StoreResolver<'_> {
             None => self.remote(&r, &name, platform)?,
         };
         if let Ok(mut seen) = self.seen.lock() {
-            seen.push((name, resolved.clone()));
+            seen.push((name, platform.clone(), resolved.clone()));
         }
         Ok(resolved)
     }

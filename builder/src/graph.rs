@@ -251,6 +251,11 @@ pub struct ExecOp {
     pub network: NetworkMode,
     pub security: SecurityMode,
     pub mounts: Vec<Mount>,
+    /// The platform the process runs as (a foreign one runs through the QEMU emulator the
+    /// kernel's binfmt_misc names); part of the step's cache key, so two platforms never share
+    /// a result. `None`: the host's (steps that are not from a Dockerfile stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
 
 /// An extra mount for an exec (`RUN --mount=...`).

@@ -140,6 +140,7 @@ mod tests {
             network: Default::default(),
             security: Default::default(),
             mounts: vec![],
+            platform: None,
         })
     }
 

@@ -20,7 +20,7 @@ use strata_store::Store;
 use strata_store::digest::{Digest, to_hex};
 use strata_store::image::Image;
 use strata_store::layer::{self, PackOptions};
-use strata_store::oci::{self, Compression};
+use strata_store::oci::{self, Compression, Platform};
 use strata_store::registry::RegistryClient;
 use strata_store::snapshots::Scratch;
 
@@ -547,6 +547,7 @@ impl<'a> Builder<'a> {
                     .add("network", e.network)
                     .add("security", e.security)
                     .add("mounts", mounts)
+                    .add("platform", e.platform.as_ref().map(Platform::to_spec))
                     .finish())
             }
             Op::File(f) => {

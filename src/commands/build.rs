@@ -21,12 +21,14 @@ use strata_frontend::convert::{ContextDir, ConvertOptions, convert};
 use strata_frontend::dockerignore::{IgnoreMatcher, ignore_file_for};
 use strata_frontend::lint::{self, LintOptions};
 use strata_store::Store;
+use strata_store::digest::Digest;
 use strata_store::export::layout::{self, Format, LayoutOptions};
 use strata_store::export::rootfs::{self, Deletions, Placement};
 use strata_store::export::variants::{Target, convert_image};
 use strata_store::image::{Image, write_image};
 use strata_store::layer::PackOptions;
-use strata_store::oci::{Compression, History, Platform};
+use strata_store::oci::{Compression, Descriptor, History, Platform};
+use strata_store::platforms;
 use strata_store::reference::Reference;
 
 use strata_builder::remote_cache::{ImportedCache, export as export_cache, with_inline_cache};
@@ -40,21 +42,7 @@ use crate::resolver::StoreResolver;
 
 /// Flags that later work implements: refuse them clearly rather than ignore them.
 fn refuse_unsupported(a: &BuildArgs) -> Result<()> {
-    let mut refused = Vec::new();
-    let host = Platform::host().to_spec();
-    if let Some(p) = &a.platform
-        && p != &host
-        && p != "local"
-        && !p.contains(',')
-    {
-        refused.push(format!("--platform {p} (only the host platform, {host}, is built for now)"));
-    }
-    let flags: [(&str, bool); 2] = [
-        ("--load", a.load),
-        ("--platform with several platforms", a.platform.as_deref().is_some_and(|p| p.contains(','))),
-    ];
-    refused.extend(flags.iter().filter(|(_, on)| *on).map(|(f, _)| f.to_string()));
-    if refused.is_empty() { Ok(()) } else { bail!("not supported yet: {}", refused.join(", ")) }
+    if a.load { bail!("not supported yet: --load") } else { Ok(()) }
 }
 
 /// Output options the buildpacks path does not deliver yet (it writes to the store and pushes).
@@ -65,6 +53,7 @@ fn refuse_for_buildpacks(a: &BuildArgs) -> Result<()> {
         ("--squash", a.squash),
         ("--compression", a.compression.is_some()),
         ("--compression-level", a.compression_level.is_some()),
+        ("--platform", a.platform.as_deref().is_some_and(|p| p != "local" && p != Platform::host().to_spec())),
     ];
     let refused: Vec<&str> = flags.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
     if refused.is_empty() {
@@ -333,18 +322,29 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     let registry = Arc::new(registry_client(store)?);
     let resolver = StoreResolver::new(store, &registry, a.pull);
     let host = Platform::host();
-    let opts = ConvertOptions {
+    // `--platform a,b`: one translation and one build per platform, in the order given (the
+    // index lists them in that order, as buildx does).
+    let targets_platforms = match &a.platform {
+        Some(spec) => platforms::parse_list(spec).map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
+        None => vec![host.clone()],
+    };
+    let multi = targets_platforms.len() > 1;
+    if multi {
+        refuse_for_multi_platform(&outs)?;
+    }
+    let opts_for = |target: &Platform| ConvertOptions {
         file_name: file_name.clone(),
         source: String::from_utf8_lossy(&source).into_owned(),
-        build_args: args,
+        build_args: args.clone(),
         target: a.target.clone(),
-        target_platform: host.clone(),
-        build_platform: host,
-        context: Some(ContextDir { path: context.clone(), filter }),
+        target_platform: target.clone(),
+        build_platform: host.clone(),
+        context: Some(ContextDir { path: context.clone(), filter: filter.clone() }),
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
         allow: a.allow.clone(),
     };
+    let opts = opts_for(&targets_platforms[0]);
     let text = String::from_utf8_lossy(&source);
     let report = lint::check(
         &df,
@@ -368,20 +368,30 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         if let Some(e) = &report.error {
             bail!("{e}");
         }
-        convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for p in &targets_platforms {
+            convert(&df, &opts_for(p), &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         return Ok(i32::from(!report.warnings.is_empty()));
     }
     eprint!("{}", lint::render::summary(&report));
     if let Some(e) = &report.error {
         bail!("{e}");
     }
-    let mut plan = convert(&df, &opts, &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &plan.warnings {
-        eprintln!("warning: {w}");
-    }
-    for l in &a.labels {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        plan.target.config.config.labels.get_or_insert_with(Default::default).insert(k.to_string(), v.to_string());
+    let mut plans = Vec::new();
+    for (i, p) in targets_platforms.iter().enumerate() {
+        let mut plan = convert(&df, &opts_for(p), &resolver).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Every platform's translation warns alike: once is enough.
+        if i == 0 {
+            for w in &plan.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        for l in &a.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            plan.target.config.config.labels.get_or_insert_with(Default::default).insert(k.to_string(), v.to_string());
+        }
+        crate::platforms::check_emulation(&plan.graph, &host)?;
+        plans.push(plan);
     }
 
     let progress = progress_sink(a.progress, a.quiet);
@@ -413,14 +423,38 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         }
     }
     install_interrupt_handler(&builder.cancel);
-    let built = builder.build(&plan.graph, &plan.target);
+    // The platforms are built one after another through the one Builder: each graph already
+    // runs its independent steps in parallel (`--jobs`), emulated steps are CPU-bound, and one
+    // platform at a time keeps the progress output and a failure's attribution readable.
+    let mut images = Vec::new();
+    for (p, plan) in targets_platforms.iter().zip(&plans) {
+        if multi {
+            progress.message(&format!("building for {}", p.to_spec()));
+        }
+        match builder.build(&plan.graph, &plan.target) {
+            Ok(image) => images.push(image),
+            Err(e) => {
+                if a.explain {
+                    print_explanations(&builder.explanations());
+                }
+                return Err(anyhow::anyhow!("{e}"));
+            }
+        }
+    }
     if a.explain {
         print_explanations(&builder.explanations());
     }
-    let mut image = built.map_err(|e| anyhow::anyhow!("{e}"))?;
     for spec in &cache_to {
-        let records = builder.cache_records(&plan.graph, &plan.target, spec.all_steps);
-        let mounts = if spec.mounts { Builder::cache_mount_ids(&plan.graph, &plan.target) } else { Vec::new() };
+        let mut records = Vec::new();
+        let mut mounts = Vec::new();
+        for plan in &plans {
+            records.extend(builder.cache_records(&plan.graph, &plan.target, spec.all_steps));
+            if spec.mounts {
+                mounts.extend(Builder::cache_mount_ids(&plan.graph, &plan.target));
+            }
+        }
+        mounts.sort();
+        mounts.dedup();
         let Some(remote) = spec.remote(&registry) else { continue };
         match export_cache(store, remote.as_ref(), &records, &mounts, spec.compression) {
             Ok(d) => progress.message(&format!(
@@ -434,19 +468,31 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
             Err(e) => return Err(anyhow::anyhow!("{e}")),
         }
     }
-    let base = base_layer_count(&plan.target.config, &image);
-    if a.squash {
-        image = squash_image(store, &image, base, commit_compression, epoch)?;
-        progress.message(&format!("squashed the new layers into one: {}", image.manifest.layers.len()));
+    let mut bases = Vec::new();
+    for (image, plan) in images.iter_mut().zip(&plans) {
+        let base = base_layer_count(&plan.target.config, image);
+        if a.squash {
+            *image = squash_image(store, image, base, commit_compression, epoch)?;
+            progress.message(&format!("squashed the new layers into one: {}", image.manifest.layers.len()));
+        }
+        bases.push(base);
     }
     if cache_to.iter().any(|c| c.location == CacheLocation::Inline) {
-        // mode=min only, as BuildKit's inline cache: the image holds no other step's layer.
-        let records = builder.cache_records(&plan.graph, &plan.target, false);
-        image = with_inline_cache(store, &image, &records).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let carried = records.iter().filter(|(_, r)| image.config.rootfs.diff_ids.contains(&r.layer.diff_id)).count();
-        progress.message(&format!("inline cache: {carried} steps in the image config"));
+        // mode=min only, as BuildKit's inline cache: an image holds no other step's layer.
+        for (image, plan) in images.iter_mut().zip(&plans) {
+            let records = builder.cache_records(&plan.graph, &plan.target, false);
+            *image = with_inline_cache(store, image, &records).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let carried =
+                records.iter().filter(|(_, r)| image.config.rootfs.diff_ids.contains(&r.layer.diff_id)).count();
+            progress.message(&format!("inline cache: {carried} steps in the image config"));
+        }
     }
-    let id = image.manifest.config.digest.clone();
+    // The image ID: the config digest of a single-platform image, the index digest of several.
+    let id = if multi {
+        platform_index(store, &images, &targets_platforms)?.digest
+    } else {
+        images[0].manifest.config.digest.clone()
+    };
     if let Some(path) = &a.iidfile {
         std::fs::write(path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -455,21 +501,35 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         Some(e) => strata_store::oci::rfc3339(e, 0),
         None => strata_store::oci::now_rfc3339(),
     };
-    let mut exported: Option<(Image, Vec<Reference>)> = None;
+    let mut exported: Option<(Descriptor, Option<Digest>, Vec<Reference>)> = None;
     for ((o, target), names) in outs.iter().zip(&targets).zip(&names_of) {
         if o.kind.is_image() {
-            let from = if o.force_compression || a.force_compression { 0 } else { base };
-            let img = convert_image(store, &image, *target, from).context("converting the layers' compression")?;
+            let force = o.force_compression || a.force_compression;
+            let mut converted = Vec::new();
+            for (image, base) in images.iter().zip(&bases) {
+                let from = if force { 0 } else { *base };
+                converted
+                    .push(convert_image(store, image, *target, from).context("converting the layers' compression")?);
+            }
+            let (desc, config_digest) = if multi {
+                (platform_index(store, &converted, &targets_platforms)?, None)
+            } else {
+                (converted[0].descriptor.clone(), Some(converted[0].manifest.config.digest.clone()))
+            };
             match o.kind {
                 Kind::Image | Kind::Registry => {
                     for t in names {
-                        store.layout.set(&t.to_string(), &img.descriptor)?;
+                        store.layout.set(&t.to_string(), &desc)?;
                         progress.message(&format!("naming to {t} done"));
                     }
-                    progress.message(&format!("writing image {id} (manifest {})", img.descriptor.digest));
+                    if multi {
+                        progress.message(&format!("writing image index {}", desc.digest));
+                    } else {
+                        progress.message(&format!("writing image {id} (manifest {})", desc.digest));
+                    }
                     if o.push {
                         for t in names {
-                            push_descriptor(store, &registry, &img.descriptor, t, progress.as_ref())?;
+                            push_descriptor(store, &registry, &desc, t, progress.as_ref())?;
                         }
                     }
                 }
@@ -483,34 +543,41 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
                     let dest = o.dest.as_ref().context("an archive output without dest")?;
                     match dest {
                         Dest::Path(p) if !o.tar => {
-                            layout::write_dir(&store.blobs, &img.descriptor, &opts, p)
+                            layout::write_dir(&store.blobs, &desc, &opts, p)
                                 .with_context(|| format!("writing {}", p.display()))?;
                         }
                         _ => write_stream(dest, |w| {
-                            layout::write_tar(&store.blobs, &img.descriptor, &opts, w)?;
+                            layout::write_tar(&store.blobs, &desc, &opts, w)?;
                             Ok(())
                         })?,
                     }
-                    progress.message(&format!("exported image {} to {}", img.descriptor.digest, dest_name(dest)));
+                    progress.message(&format!("exported image {} to {}", desc.digest, dest_name(dest)));
                 }
             }
             if exported.is_none() {
-                exported = Some((img, names.clone()));
+                exported = Some((desc, config_digest, names.clone()));
             }
         } else {
-            let snaps = layers::snapshots(store, &chain_of(&image)).map_err(|e| anyhow::anyhow!("{e}"))?;
             let dest = o.dest.as_ref().context("a file output without dest")?;
-            match (o.kind, dest) {
-                (Kind::Local, Dest::Path(p)) => {
-                    rootfs::apply_layers(&snaps, p, Placement::Copy, Deletions::Apply)
-                        .with_context(|| format!("writing the root filesystem to {}", p.display()))?;
+            for (image, p) in images.iter().zip(&targets_platforms) {
+                let snaps = layers::snapshots(store, &chain_of(image)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                match (o.kind, dest) {
+                    (Kind::Local, Dest::Path(dir)) => {
+                        // Several platforms: DIR/linux_amd64, DIR/linux_arm64, as buildx writes.
+                        let dir = if multi { dir.join(platforms::dir_name(p)) } else { dir.clone() };
+                        rootfs::apply_layers(&snaps, &dir, Placement::Copy, Deletions::Apply)
+                            .with_context(|| format!("writing the root filesystem to {}", dir.display()))?;
+                        progress.message(&format!("exported the root filesystem to {}", dir.display()));
+                    }
+                    _ => {
+                        write_stream(dest, |w| {
+                            rootfs::write_rootfs_tar(store, &snaps, w)?;
+                            Ok(())
+                        })?;
+                        progress.message(&format!("exported the root filesystem to {}", dest_name(dest)));
+                    }
                 }
-                _ => write_stream(dest, |w| {
-                    rootfs::write_rootfs_tar(store, &snaps, w)?;
-                    Ok(())
-                })?,
             }
-            progress.message(&format!("exported the root filesystem to {}", dest_name(dest)));
         }
     }
     if let Some(path) = &a.metadata_file {
@@ -522,6 +589,28 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Stores the OCI index over one image per platform (see `strata_store::platforms`).
+fn platform_index(store: &Store, images: &[Image], platforms: &[Platform]) -> Result<Descriptor> {
+    let entries: Vec<(Descriptor, Platform)> =
+        images.iter().zip(platforms).map(|(i, p)| (i.descriptor.clone(), p.clone())).collect();
+    platforms::write_index(&store.blobs, &entries).context("writing the image index")
+}
+
+/// Outputs that cannot hold several platforms yet: refused before anything is built. (buildx's
+/// `docker` exporter refuses manifest lists too.) `type=oci` writes the index.
+fn refuse_for_multi_platform(outs: &[Output]) -> Result<()> {
+    for o in outs {
+        let what = match o.kind {
+            Kind::Oci if o.oci_media_types == Some(false) => "-o type=oci,oci-mediatypes=false",
+            Kind::Docker => "-o type=docker (docker load takes no image index)",
+            Kind::Tar => "-o type=tar",
+            _ => continue,
+        };
+        bail!("not supported yet: {what} with several platforms (build one --platform per archive)");
+    }
+    Ok(())
+}
+
 fn dest_name(d: &Dest) -> String {
     match d {
         Dest::Stdout => "stdout".to_string(),
@@ -529,12 +618,14 @@ fn dest_name(d: &Dest) -> String {
     }
 }
 
-/// `--metadata-file`: the keys buildx writes for an image result (sorted, two-space indent).
-fn write_metadata(path: &Path, exported: Option<&(Image, Vec<Reference>)>) -> Result<()> {
+/// `--metadata-file`: the keys buildx writes for an image result (sorted, two-space indent);
+/// for an index, no config digest (buildx writes none either).
+fn write_metadata(path: &Path, exported: Option<&(Descriptor, Option<Digest>, Vec<Reference>)>) -> Result<()> {
     let mut m = serde_json::Map::new();
-    if let Some((img, names)) = exported {
-        let d = &img.descriptor;
-        m.insert("containerimage.config.digest".into(), img.manifest.config.digest.to_string().into());
+    if let Some((d, config_digest, names)) = exported {
+        if let Some(c) = config_digest {
+            m.insert("containerimage.config.digest".into(), c.to_string().into());
+        }
         m.insert(
             "containerimage.descriptor".into(),
             serde_json::json!({ "mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size }),

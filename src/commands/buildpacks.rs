@@ -201,6 +201,7 @@ impl Sandbox for BuildSandbox<'_> {
                     kind: MountKind::HostDir { path: m.source.clone(), readonly: m.readonly },
                 })
                 .collect(),
+            platform: None,
         };
         // Buildpacks get no --secret/--ssh sources.
         let secrets = strata_builder::exec::BuildSecrets::default();

@@ -15,7 +15,6 @@ use strata_builder::layers;
 use strata_runner::spec::{Network, Process, Rootfs, SandboxSpec};
 use strata_runner::{Cancel, ExitStatus, OutputStream, RunnerConfig};
 use strata_store::Store;
-use strata_store::image::Image;
 use strata_store::oci::DEFAULT_PATH;
 
 use crate::cli::RunArgs;
@@ -24,7 +23,9 @@ use crate::commands::images::find_image;
 /// Runs the image; returns the process's exit code.
 pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     let (_, desc) = find_image(store, &a.image)?;
-    let image = Image::load(&store.blobs, &desc).with_context(|| format!("reading image {}", a.image))?;
+    // An index (a multi-platform image) runs as the host's platform.
+    let image = crate::commands::images::image_for_platform(store, &desc, &strata_store::oci::Platform::host())
+        .with_context(|| format!("reading image {}", a.image))?;
     let cfg = &image.config.config;
     let mut args: Vec<String> = match &a.entrypoint {
         Some(ep) => vec![ep.clone()],

@@ -31,6 +31,7 @@ pub mod layer;
 pub mod layout;
 pub mod lease;
 pub mod oci;
+pub mod platforms;
 pub mod reference;
 pub mod registry;
 pub mod snapshots;

@@ -108,6 +108,9 @@ struct StageResult {
     config: ImageConfig,
     env: EnvList,
     build_args: Vec<(String, Option<String>)>,
+    /// The platform the stage runs as (`FROM --platform`, else its base stage's, else the
+    /// target platform); a stage built on it inherits it.
+    platform: Platform,
 }
 
 /// Translates a parsed Dockerfile into a build graph and the target image's config.
@@ -122,7 +125,11 @@ pub(crate) struct Translator<'a> {
     lexer: Lexer,
     graph: Graph,
     context_node: Option<NodeId>,
-    images: HashMap<String, (NodeId, ResolvedImage)>,
+    /// Resolved images by reference and platform.
+    images: HashMap<(String, Platform), (NodeId, ResolvedImage)>,
+    /// The platform of the stage being translated: its images are resolved for it and its RUN
+    /// steps run as it.
+    stage_platform: Platform,
     global_args: EnvList,
     stages: Vec<StageDecl>,
     results: Vec<Option<StageResult>>,
@@ -143,6 +150,7 @@ impl<'a> Translator<'a> {
             graph: Graph::new(),
             context_node: None,
             images: HashMap::new(),
+            stage_platform: opts.target_platform.clone(),
             global_args: EnvList::default(),
             stages: Vec::new(),
             results: Vec::new(),
@@ -432,10 +440,11 @@ impl<'a> Translator<'a> {
         ins: &Instruction,
         node_name: impl FnOnce(&ResolvedImage) -> String,
     ) -> Result<(NodeId, ResolvedImage), Diagnostic> {
-        if let Some(hit) = self.images.get(reference) {
+        let platform = self.stage_platform.clone();
+        if let Some(hit) = self.images.get(&(reference.to_string(), platform.clone())) {
             return Ok(hit.clone());
         }
-        let resolved = self.resolver.resolve(reference, &self.opts.target_platform).map_err(|e| {
+        let resolved = self.resolver.resolve(reference, &platform).map_err(|e| {
             let names: Vec<&str> = self.stages.iter().filter_map(|s| s.name.as_deref()).collect();
             let undeclared = self.from_unmatched.get(&ins.start.line).filter(|_| ins.keyword == "from");
             let hint = match (crate::suggest::closest(reference, &names), undeclared) {
@@ -451,11 +460,11 @@ impl<'a> Translator<'a> {
         let op = Op::Image(strata_builder::graph::ImageSource {
             reference: resolved.name.clone(),
             manifest_digest: resolved.manifest_digest.clone(),
-            platform: self.opts.target_platform.clone(),
+            platform: platform.clone(),
         });
         let name = node_name(&resolved);
         let id = self.graph.add(Node::new(op, name));
-        self.images.insert(reference.to_string(), (id, resolved.clone()));
+        self.images.insert((reference.to_string(), platform), (id, resolved.clone()));
         Ok((id, resolved))
     }
 }

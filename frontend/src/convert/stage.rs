@@ -52,19 +52,22 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
     let from = decl.from.clone();
     let base = decl.base.clone();
     let name = decl.name.clone();
-    if let Some(p) = &decl.platform {
-        let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.expand_error(&from, &e))?;
-        if expanded != t.opts.target_platform.to_spec() && expanded != t.opts.build_platform.to_spec() {
-            return Err(t
-                .error(
-                    from.start,
-                    format!("FROM --platform={expanded}: building for another platform is not supported yet"),
-                )
-                .with_hint(Some(
-                    "multi-platform builds come with --platform support; use the host platform for now".into(),
-                )));
+    // The stage's platform: `FROM --platform=…` (expanded with the global args), else the base
+    // stage's, else the target platform, as BuildKit's dockerfile2llb chooses it.
+    let platform = match &decl.platform {
+        Some(p) => {
+            let expanded = t.lexer.process_word(p, &t.global_args).map_err(|e| t.expand_error(&from, &e))?;
+            strata_store::platforms::parse(&expanded).map_err(|e| {
+                let pos = t.locate(&from, p).unwrap_or(from.start);
+                t.error(pos, format!("FROM --platform={expanded}: {e}"))
+            })?
         }
-    }
+        None => match t.base_stage(idx).and_then(|s| t.results[s].as_ref()) {
+            Some(r) => r.platform.clone(),
+            None => t.opts.target_platform.clone(),
+        },
+    };
+    t.stage_platform = platform.clone();
     let commands = decl.commands.clone();
     let counted = commands
         .iter()
@@ -75,7 +78,7 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
 
     // The base: scratch, an earlier stage, or an image.
     let (node, mut config, env, build_args, from_counts) = if base.eq_ignore_ascii_case("scratch") {
-        let mut cfg = ImageConfig::scratch(&t.opts.target_platform);
+        let mut cfg = ImageConfig::scratch(&platform);
         cfg.config.working_dir = "/".to_string();
         let node = t.graph.add(Node::new(Op::Scratch, "scratch"));
         (node, cfg, EnvList::default(), Vec::new(), false)
@@ -135,7 +138,7 @@ pub(super) fn dispatch(t: &mut Translator<'_>, idx: usize, single: bool) -> Resu
     for (ins, cmd) in &commands {
         stage.instruction(ins, cmd, false)?;
     }
-    Ok(StageResult { node: stage.node, config: stage.config, env: stage.env, build_args: stage.build_args })
+    Ok(StageResult { node: stage.node, config: stage.config, env: stage.env, build_args: stage.build_args, platform })
 }
 
 /// `[name i/n] text`, with BuildKit's padding of `i` to the width of `n`.
@@ -489,6 +492,7 @@ impl Stage<'_, '_> {
             network,
             security,
             mounts,
+            platform: Some(self.t.stage_platform.clone()),
         });
         self.node = self.add_node(op, ins, onbuild);
         self.history(history, true);

@@ -285,3 +285,35 @@ fn destinations_resolve_against_workdir() {
     assert_eq!(stage::resolve_dest("/app", "/abs/../y/"), "/y/");
     assert_eq!(stage::join_path("/", "relative/path"), "/relative/path");
 }
+
+/// Cross-compilation: a `FROM --platform=$BUILDPLATFORM` stage runs as the build platform and
+/// sees the target in TARGETARCH; a stage without `--platform` runs as the target.
+#[test]
+fn build_platform_stage_runs_natively_and_sees_the_target() {
+    let source = "FROM --platform=$BUILDPLATFORM scratch AS build\nARG TARGETARCH\nRUN echo $TARGETARCH\n\
+                  FROM scratch\nCOPY --from=build /x /x\nRUN true\n";
+    let df = crate::parser::parse(source, "Dockerfile").unwrap();
+    let mut opts = options(source, &[]);
+    opts.target_platform = strata_store::platforms::parse("linux/arm64").unwrap();
+    let plan = convert(&df, &opts, &BaseImages).unwrap();
+    let execs: Vec<_> = plan
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Exec(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(execs.len(), 2);
+    assert_eq!(execs[0].platform.as_ref().map(Platform::to_spec).as_deref(), Some("linux/amd64"));
+    assert!(execs[0].env.contains(&"TARGETARCH=arm64".to_string()), "{:?}", execs[0].env);
+    assert_eq!(execs[1].platform.as_ref().map(Platform::to_spec).as_deref(), Some("linux/arm64"));
+    assert_eq!(plan.target.config.architecture, "arm64");
+}
+
+#[test]
+fn invalid_from_platform_is_a_positioned_error() {
+    let e = translate("FROM --platform=linux/ scratch\nRUN true\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("Dockerfile:1") && e.contains("invalid platform"), "{e}");
+}

@@ -64,6 +64,9 @@ fn records(
     manifest: &Descriptor,
     opts: &LayoutOptions,
 ) -> Result<Vec<(String, Content)>, ExportError> {
+    if media::is_index(&manifest.media_type) && opts.format == Format::Oci && opts.oci_media_types {
+        return index_records(blobs, manifest, opts);
+    }
     if !media::is_manifest(&manifest.media_type) {
         return Err(ExportError::Path {
             path: "index.json".into(),
@@ -127,6 +130,66 @@ fn records(
         }];
         out.push(("manifest.json".to_string(), Content::Bytes(oci::to_canonical_json(&m), 0o644)));
     }
+    out.push(("blobs/".to_string(), Content::Dir));
+    out.push(("blobs/sha256/".to_string(), Content::Dir));
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
+/// The layout's files for a multi-platform image (an OCI archive only: `docker load` takes no
+/// index, and BuildKit's docker exporter refuses one too): every platform's config, layers and
+/// manifest, the index blob, and `index.json` naming the index as containerd's archive exporter
+/// names a manifest (same annotations).
+fn index_records(
+    blobs: &BlobStore,
+    index_desc: &Descriptor,
+    opts: &LayoutOptions,
+) -> Result<Vec<(String, Content)>, ExportError> {
+    let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let raw_index = blobs.read(&index_desc.digest)?;
+    let index: Index = serde_json::from_slice(&raw_index).map_err(|e| ExportError::Path {
+        path: "index.json".into(),
+        message: format!("image index {} is not valid JSON: {e}", index_desc.digest),
+    })?;
+    let mut out: Vec<(String, Content)> = Vec::new();
+    for child in &index.manifests {
+        if !media::is_manifest(&child.media_type) {
+            return Err(ExportError::Path {
+                path: "index.json".into(),
+                message: format!("nested image indexes cannot be exported (got {})", child.media_type),
+            });
+        }
+        let raw = blobs.read(&child.digest)?;
+        let doc: Manifest = serde_json::from_slice(&raw).map_err(|source| {
+            ExportError::Image(crate::image::ImageError::BadManifest { digest: child.digest.clone(), source })
+        })?;
+        for d in std::iter::once(&doc.config).chain(&doc.layers) {
+            out.push((blob_path(&d.digest), Content::Blob(d.digest.clone(), d.size)));
+        }
+        out.push((blob_path(&child.digest), Content::Bytes(raw, 0o444)));
+    }
+    out.push((blob_path(&index_desc.digest), Content::Bytes(raw_index, 0o444)));
+    let base = Descriptor::new(index_desc.media_type.clone(), index_desc.digest.clone(), index_desc.size);
+    let mut entries = Vec::new();
+    let names: Vec<Option<&Reference>> =
+        if opts.names.is_empty() { vec![None] } else { opts.names.iter().map(Some).collect() };
+    for name in names {
+        let mut d = base.clone();
+        let mut a = std::collections::BTreeMap::new();
+        if let Some(c) = &opts.created {
+            a.insert("org.opencontainers.image.created".to_string(), c.clone());
+        }
+        if let Some(n) = name {
+            a.insert(CONTAINERD_NAME.to_string(), n.to_string());
+            a.insert(REF_NAME.to_string(), n.tag.clone().unwrap_or_else(|| "latest".to_string()));
+        }
+        d.annotations = (!a.is_empty()).then_some(a);
+        entries.push(d);
+    }
+    let top = Index { manifests: entries, media_type: None, ..Index::empty() };
+    out.push(("index.json".to_string(), Content::Bytes(oci::to_canonical_json(&top), 0o644)));
+    out.push(("oci-layout".to_string(), Content::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(), 0o444)));
     out.push(("blobs/".to_string(), Content::Dir));
     out.push(("blobs/sha256/".to_string(), Content::Dir));
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -103,6 +103,9 @@ pub struct Resolved {
     pub descriptor: Descriptor,
     /// The digest of the index (or manifest list) the manifest was picked from, if any.
     pub index_digest: Option<Digest>,
+    /// The top-level index (or manifest list) as served, with its descriptor, when the
+    /// reference named one: stored under the name so that each platform resolves from it.
+    pub index: Option<(Descriptor, Vec<u8>)>,
 }
 
 /// What [`RegistryClient::push_blob`] did.

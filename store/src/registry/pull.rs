@@ -56,9 +56,11 @@ impl RegistryClient {
         if media::is_manifest(&top.media_type) {
             let manifest = parse_manifest(r, &top.bytes)?;
             let descriptor = Descriptor::new(top.media_type, top.digest, top.bytes.len() as u64);
-            return Ok(Resolved { manifest, manifest_bytes: top.bytes, descriptor, index_digest: None });
+            return Ok(Resolved { manifest, manifest_bytes: top.bytes, descriptor, index_digest: None, index: None });
         }
         let index_digest = top.digest.clone();
+        let top_index =
+            (Descriptor::new(top.media_type.clone(), top.digest.clone(), top.bytes.len() as u64), top.bytes.clone());
         let mut current = top;
         for _ in 0..MAX_INDEX_DEPTH {
             let index: Index = parse_json(r, "index", &current.bytes)?;
@@ -81,6 +83,7 @@ impl RegistryClient {
                     manifest_bytes: child.bytes,
                     descriptor,
                     index_digest: Some(index_digest),
+                    index: Some(top_index),
                 });
             }
             current = child;
