@@ -6,6 +6,7 @@ mod cache_flags;
 mod cli;
 mod commands;
 mod context;
+mod deliver;
 mod outputs;
 mod platforms;
 mod resolver;

@@ -332,6 +332,36 @@ fn static_site_is_served_by_busybox_httpd() {
     assert_eq!(layer_digests(&first)[1], layer_digests(&second)[1]);
     let meta: Value = json_label(&env, tag, "io.buildpacks.build.metadata");
     assert_eq!(meta["processes"][0]["type"], "web");
+
+    // Outputs work as for Dockerfile builds: the root filesystem, an OCI archive, metadata, a
+    // squash above the run image; Dockerfile-only flags are refused, not ignored.
+    let site = app.to_str().unwrap();
+    let out = env.path("site-rootfs");
+    let archive = env.path("site.tar");
+    let meta_file = env.path("meta.json");
+    let (o1, o2) = (format!("type=local,dest={}", out.display()), format!("type=oci,dest={}", archive.display()));
+    let common_args = ["build", "-q", "--build-image", &env.base, "--run-image", &env.base];
+    let mut args = common_args.to_vec();
+    args.extend(["-o", &o1, "-o", &o2, "--metadata-file", meta_file.to_str().unwrap(), site]);
+    env.strata(&args).ok();
+    assert!(out.join("workspace/public/index.html").is_file(), "the app in the exported root filesystem");
+    let listing = run(std::process::Command::new("tar").arg("tf").arg(&archive)).ok().stdout;
+    assert!(listing.lines().any(|l| l == "index.json"), "{listing}");
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(&meta_file).unwrap()).unwrap();
+    assert!(meta["containerimage.digest"].as_str().unwrap().starts_with("sha256:"), "{meta}");
+    let mut args = common_args.to_vec();
+    args.extend(["--squash", "-t", "localhost/site:squashed", site]);
+    env.strata(&args).ok();
+    let run_layers = env.inspect(&env.base)["Config"]["rootfs"]["diff_ids"].as_array().unwrap().len();
+    assert_eq!(
+        layer_digests(&env.inspect("localhost/site:squashed")).len(),
+        run_layers + 1,
+        "one layer above the run image"
+    );
+    let mut args = common_args.to_vec();
+    args.extend(["--build-arg", "X=1", site]);
+    let r = env.strata(&args).fails();
+    assert!(r.stderr.contains("--build-arg (buildpacks take --env)"), "{r}");
 }
 
 /// A minimal reader of the `[[group]] id = "..."` lines `strata detect` prints.

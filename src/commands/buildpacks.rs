@@ -35,12 +35,11 @@ use strata_frontend::convert::{ImageResolver, ResolvedImage};
 use strata_runner::{Cancel, ExitStatus, RunnerConfig};
 use strata_store::Store;
 use strata_store::image::{Image, write_image};
-use strata_store::oci::{History, Platform};
+use strata_store::oci::{Compression, History, Platform};
 use strata_store::reference::Reference;
 
 use crate::cli::BuildArgs;
 use crate::commands::images::find_image;
-use crate::commands::push::push_named;
 use crate::registry_client;
 use crate::resolver::StoreResolver;
 
@@ -333,7 +332,14 @@ fn open_cache(store: &Store, key: &str) -> Result<(PathBuf, std::fs::File)> {
 }
 
 /// `strata build DIR` with buildpacks.
-pub fn build(store: &Store, a: &BuildArgs, progress: &dyn Progress) -> Result<Image> {
+/// Builds the app; returns the image and how many of its leading layers are the run image's.
+/// New layers are committed in `compression`.
+pub fn build(
+    store: &Store,
+    a: &BuildArgs,
+    progress: &dyn Progress,
+    compression: Compression,
+) -> Result<(Image, usize)> {
     let flags = &a.buildpacks;
     let setup = setup(flags)?;
     let source = a.context.canonicalize().with_context(|| format!("app directory {}", a.context.display()))?;
@@ -365,6 +371,7 @@ pub fn build(store: &Store, a: &BuildArgs, progress: &dyn Progress) -> Result<Im
         config.jobs = j.max(1);
     }
     config.source_date_epoch = Some(NORMALIZED_TIME);
+    config.compression = compression;
     config.scope = format!("buildpacks:{}", source.display());
     let builder = Builder::new(store, Some(&registry), progress, config).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::signals::on_interrupt(builder.cancel.clone());
@@ -426,7 +433,8 @@ pub fn build(store: &Store, a: &BuildArgs, progress: &dyn Progress) -> Result<Im
         p.is_dir().then_some(p)
     };
     lc.save_cache(&built, &cache_dir, &located, &launch_shas)?;
-    Ok(image)
+    let base = run_image.config.rootfs.diff_ids.len();
+    Ok((image, base))
 }
 
 /// `strata rebase IMAGE --run-image NEW`: the app's layers on the new run image's, without
@@ -501,32 +509,5 @@ pub fn rebase(store: &Store, a: &RebaseArgs) -> Result<()> {
     store.layout.set(&target, &rebased.descriptor)?;
     println!("{}", rebased.descriptor.digest);
     eprintln!("rebased {target} onto {} ({})", run.name, run.manifest_digest);
-    Ok(())
-}
-
-/// Names, pushes and reports a built image as `strata build` does.
-pub fn finish(store: &Store, a: &BuildArgs, image: &Image, progress: &dyn Progress) -> Result<()> {
-    let id = image.manifest.config.digest.clone();
-    let mut tags = Vec::new();
-    for t in &a.tags {
-        tags.push(Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?);
-    }
-    for t in &tags {
-        store.layout.set(&t.to_string(), &image.descriptor)?;
-        progress.message(&format!("naming to {t} done"));
-    }
-    progress.message(&format!("writing image {id} (manifest {})", image.descriptor.digest));
-    if let Some(path) = &a.iidfile {
-        std::fs::write(path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if a.push {
-        let registry = registry_client(store)?;
-        for t in &tags {
-            push_named(store, &registry, &t.to_string(), t, progress)?;
-        }
-    }
-    if a.quiet {
-        println!("{id}");
-    }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub fn push(store: &Store, a: &PushArgs) -> Result<()> {
 }
 
 /// Pushes the image the store names `image` to `dest`.
-pub fn push_named(
+fn push_named(
     store: &Store,
     registry: &RegistryClient,
     image: &str,
