@@ -92,19 +92,7 @@ fn records(
     let mut entries = Vec::new();
     let base =
         Descriptor { annotations: None, platform: None, urls: None, artifact_type: None, ..manifest_desc.clone() };
-    let with_names = |name: Option<&Reference>| {
-        let mut d = base.clone();
-        let mut a = std::collections::BTreeMap::new();
-        if let Some(c) = &opts.created {
-            a.insert("org.opencontainers.image.created".to_string(), c.clone());
-        }
-        if let Some(n) = name {
-            a.insert(CONTAINERD_NAME.to_string(), n.to_string());
-            a.insert(REF_NAME.to_string(), n.tag.clone().unwrap_or_else(|| "latest".to_string()));
-        }
-        d.annotations = (!a.is_empty()).then_some(a);
-        d
-    };
+    let with_names = |name: Option<&Reference>| named_entry(&base, name, opts);
     if opts.names.is_empty() {
         entries.push(with_names(None));
     }
@@ -175,17 +163,7 @@ fn index_records(
     let names: Vec<Option<&Reference>> =
         if opts.names.is_empty() { vec![None] } else { opts.names.iter().map(Some).collect() };
     for name in names {
-        let mut d = base.clone();
-        let mut a = std::collections::BTreeMap::new();
-        if let Some(c) = &opts.created {
-            a.insert("org.opencontainers.image.created".to_string(), c.clone());
-        }
-        if let Some(n) = name {
-            a.insert(CONTAINERD_NAME.to_string(), n.to_string());
-            a.insert(REF_NAME.to_string(), n.tag.clone().unwrap_or_else(|| "latest".to_string()));
-        }
-        d.annotations = (!a.is_empty()).then_some(a);
-        entries.push(d);
+        entries.push(named_entry(&base, name, opts));
     }
     let top = Index { manifests: entries, media_type: None, ..Index::empty() };
     out.push(("index.json".to_string(), Content::Bytes(oci::to_canonical_json(&top), 0o644)));
@@ -331,6 +309,22 @@ pub fn write_tar_file(
     let tmp = w.into_inner().map_err(|e| io_err(format!("writing {}", dest.display()))(e.into_error()))?;
     tmp.persist(dest).map_err(|e| io_err(format!("writing {}", dest.display()))(e.error))?;
     Ok(())
+}
+
+/// An `index.json` entry for `base` under `name`: the creation time and the names containerd
+/// (`io.containerd.image.name`, the full reference) and OCI tools (`ref.name`, the tag) read.
+fn named_entry(base: &Descriptor, name: Option<&Reference>, opts: &LayoutOptions) -> Descriptor {
+    let mut d = base.clone();
+    let mut a = std::collections::BTreeMap::new();
+    if let Some(c) = &opts.created {
+        a.insert("org.opencontainers.image.created".to_string(), c.clone());
+    }
+    if let Some(n) = name {
+        a.insert(CONTAINERD_NAME.to_string(), n.to_string());
+        a.insert(REF_NAME.to_string(), n.tag.clone().unwrap_or_else(|| "latest".to_string()));
+    }
+    d.annotations = (!a.is_empty()).then_some(a);
+    d
 }
 
 #[cfg(test)]
