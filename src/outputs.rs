@@ -72,38 +72,6 @@ impl Output {
     }
 }
 
-/// Splits a CSV line as Go's `encoding/csv` does for one record: fields separated by `,`, a
-/// field in double quotes may contain commas, `""` inside quotes is a quote.
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            '"' if quoted => quoted = false,
-            '"' if at_start => quoted = true,
-            ',' if !quoted => {
-                fields.push(std::mem::take(&mut cur));
-                at_start = true;
-                continue;
-            }
-            c => cur.push(c),
-        }
-        at_start = false;
-    }
-    if quoted {
-        return Err("unterminated quote".to_string());
-    }
-    fields.push(cur);
-    Ok(fields)
-}
-
 fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
     match v {
         "" | "true" | "1" => Ok(true),
@@ -130,7 +98,7 @@ pub fn parse_output(spec: &str) -> Result<Output, String> {
     }
     let mut o = Output::image();
     let mut kind = None;
-    for field in csv_fields(spec).map_err(err)? {
+    for field in strata_frontend::csv::fields(spec).map_err(err)? {
         let (k, v) = field.split_once('=').unwrap_or((field.as_str(), ""));
         let k = k.trim().to_ascii_lowercase();
         match k.as_str() {
@@ -271,11 +239,5 @@ mod tests {
             let e = parse_output(spec).unwrap_err();
             assert!(e.contains(needle), "{spec}: {e}");
         }
-    }
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_fields(r#"a=1,"b=2,3","c=""q""""#).unwrap(), ["a=1", "b=2,3", r#"c="q""#]);
-        assert_eq!(csv_fields("").unwrap(), [""]);
     }
 }

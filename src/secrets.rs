@@ -35,52 +35,9 @@ pub fn parse(secrets: &[String], ssh: &[String], env: &dyn Fn(&str) -> Option<St
     Ok(out)
 }
 
-/// Splits one CSV record (buildx reads the flag with Go's encoding/csv).
-fn csv_fields(s: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => bail!("extraneous or missing \" in quoted-field"),
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(_) => bail!("extraneous or missing \" in quoted-field"),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some(',') => break,
-                    Some(c) => field.push(c),
-                }
-            }
-            fields.push(field);
-        }
-    }
-}
-
 fn parse_secret(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, Vec<u8>)> {
     let (mut id, mut file, mut var, mut typ) = (String::new(), None::<String>, None::<String>, None::<String>);
-    for field in csv_fields(spec)? {
+    for field in strata_frontend::csv::fields(spec).map_err(|e| anyhow::anyhow!("{e}"))? {
         let Some((key, value)) = field.split_once('=') else {
             bail!("invalid field '{field}' must be a key=value pair");
         };

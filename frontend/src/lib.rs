@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod buildpacks;
 pub mod convert;
+pub mod csv;
 pub mod diagnostic;
 pub mod dockerignore;
 pub mod fuzzing;

@@ -44,50 +44,6 @@ pub struct RunMount {
     pub env: Option<String>,
 }
 
-/// Splits a CSV line as Go's encoding/csv does for one record: fields separated by `,`, a field
-/// may be double-quoted (with `""` for a quote) to hold commas.
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err(format!("extraneous or missing \" in quoted-field: {s}")),
-                }
-            }
-            match chars.next() {
-                None => {
-                    out.push(field);
-                    return Ok(out);
-                }
-                Some(',') => out.push(field),
-                Some(_) => return Err(format!("extraneous or missing \" in quoted-field: {s}")),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        out.push(field);
-                        return Ok(out);
-                    }
-                    Some(',') => break,
-                    Some(c) => field.push(c),
-                }
-            }
-            out.push(field);
-        }
-    }
-}
-
 fn parse_bool(key: &str, v: Option<&str>) -> Result<bool, String> {
     match v.map(str::to_ascii_lowercase).as_deref() {
         None | Some("true") | Some("1") => Ok(true),
@@ -116,7 +72,7 @@ fn parse_size(v: &str) -> Result<u64, String> {
 /// Parses one `--mount` value. `secret_index`/`ssh_index` number unnamed secret and ssh mounts
 /// for their default targets.
 pub fn parse_mount(value: &str) -> Result<RunMount, String> {
-    let fields = csv_fields(value)?;
+    let fields = crate::csv::fields(value).map_err(|e| format!("{e}: {value}"))?;
     let mut kind = MountType::Bind;
     // First pass: the type decides the defaults.
     for f in &fields {
@@ -381,11 +337,5 @@ mod tests {
         assert_eq!(m.target, "/agent.sock");
         assert!(matches!(m.kind, MountKind::Ssh { ref id, required: true, mode: 0o666, uid: 5, .. } if id == "work"));
         assert_eq!(ssh("type=ssh,source=/x").unwrap_err(), "ssh does not support source");
-    }
-
-    #[test]
-    fn quoted_csv_fields() {
-        assert_eq!(csv_fields(r#"type=bind,"target=/a,b",ro"#).unwrap(), ["type=bind", "target=/a,b", "ro"]);
-        assert!(csv_fields(r#""unterminated"#).is_err());
     }
 }
