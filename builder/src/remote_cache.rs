@@ -118,18 +118,19 @@ pub struct InlineRecord {
 }
 
 /// `image` with the records among `records` that made its layers written into its config
-/// (a new config and manifest; the layers are unchanged). Records of layers the image does
-/// not have (a squashed image's, intermediate stages') are left out.
+/// (a new config and manifest; the layers are unchanged), and how many it carries. Records of
+/// layers the image does not have (a squashed image's, intermediate stages') are left out.
 pub fn with_inline_cache(
     store: &Store,
     image: &Image,
     records: &[(Digest, CacheRecord)],
-) -> Result<Image, RemoteCacheError> {
+) -> Result<(Image, usize), RemoteCacheError> {
     let fail = |message: String| RemoteCacheError { place: "inline".to_string(), message };
     let layers = &image.config.rootfs.diff_ids;
     let mut inline = InlineCache { version: 1, records: Vec::new() };
+    let mut keys = std::collections::HashSet::new();
     for (key, record) in records {
-        if layers.contains(&record.layer.diff_id) && !inline.records.iter().any(|r| &r.key == key) {
+        if layers.contains(&record.layer.diff_id) && keys.insert(key) {
             inline.records.push(InlineRecord {
                 key: key.clone(),
                 diff_id: record.layer.diff_id.clone(),
@@ -137,10 +138,12 @@ pub fn with_inline_cache(
             });
         }
     }
+    let carried = inline.records.len();
     let mut config = image.config.clone();
     config.inline_cache = Some(serde_json::to_value(&inline).map_err(|e| fail(e.to_string()))?);
-    write_image(&store.blobs, &config, &image.manifest.layers, image.manifest.annotations.clone())
-        .map_err(|e| fail(e.to_string()))
+    let image = write_image(&store.blobs, &config, &image.manifest.layers, image.manifest.annotations.clone())
+        .map_err(|e| fail(e.to_string()))?;
+    Ok((image, carried))
 }
 
 /// The records of an image's inline cache, with each layer's blob from its manifest; none if
@@ -281,12 +284,9 @@ pub fn export(
     let mut config = CacheConfig { version: 1, ..CacheConfig::default() };
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut unique: Vec<(&Digest, &CacheRecord)> = Vec::new();
-    for (key, record) in records {
-        if !unique.iter().any(|(k, _)| *k == key) {
-            unique.push((key, record));
-        }
-    }
+    let mut keys = std::collections::HashSet::new();
+    let unique: Vec<(&Digest, &CacheRecord)> =
+        records.iter().filter(|(key, _)| keys.insert(key)).map(|(key, record)| (key, record)).collect();
     // Each layer in the asked encoding, converted on all cores (once: variants are remembered).
     let layers: Vec<Layer> = unique
         .par_iter()

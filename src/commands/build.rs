@@ -335,9 +335,9 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
         // mode=min only, as BuildKit's inline cache: an image holds no other step's layer.
         for (image, plan) in images.iter_mut().zip(&plans) {
             let records = builder.cache_records(&plan.graph, &plan.target, false);
-            *image = with_inline_cache(store, image, &records).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let carried =
-                records.iter().filter(|(_, r)| image.config.rootfs.diff_ids.contains(&r.layer.diff_id)).count();
+            let (with_cache, carried) =
+                with_inline_cache(store, image, &records).map_err(|e| anyhow::anyhow!("{e}"))?;
+            *image = with_cache;
             progress.message(&format!("inline cache: {carried} steps in the image config"));
         }
     }
