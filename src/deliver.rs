@@ -79,9 +79,19 @@ impl Delivery {
         Ok(Delivery { outs, targets, names_of, commit_compression })
     }
 
-    /// Refuses the outputs that cannot hold several platforms yet.
+    /// Outputs that cannot hold several platforms yet: refused before anything is built. (buildx's
+    /// `docker` exporter refuses manifest lists too.) `type=oci` writes the index.
     pub fn refuse_for_multi_platform(&self) -> Result<()> {
-        refuse_for_multi_platform_outputs(&self.outs)
+        for o in &self.outs {
+            let what = match o.kind {
+                Kind::Oci if o.oci_media_types == Some(false) => "-o type=oci,oci-mediatypes=false",
+                Kind::Docker => "-o type=docker (docker load takes no image index)",
+                Kind::Tar => "-o type=tar",
+                _ => continue,
+            };
+            bail!("not supported yet: {what} with several platforms (build one --platform per archive)");
+        }
+        Ok(())
     }
 }
 
@@ -324,21 +334,6 @@ fn platform_index(store: &Store, images: &[Image], platforms: &[Platform]) -> Re
     let entries: Vec<(Descriptor, Platform)> =
         images.iter().zip(platforms).map(|(i, p)| (i.descriptor.clone(), p.clone())).collect();
     platforms::write_index(&store.blobs, &entries).context("writing the image index")
-}
-
-/// Outputs that cannot hold several platforms yet: refused before anything is built. (buildx's
-/// `docker` exporter refuses manifest lists too.) `type=oci` writes the index.
-fn refuse_for_multi_platform_outputs(outs: &[Output]) -> Result<()> {
-    for o in outs {
-        let what = match o.kind {
-            Kind::Oci if o.oci_media_types == Some(false) => "-o type=oci,oci-mediatypes=false",
-            Kind::Docker => "-o type=docker (docker load takes no image index)",
-            Kind::Tar => "-o type=tar",
-            _ => continue,
-        };
-        bail!("not supported yet: {what} with several platforms (build one --platform per archive)");
-    }
-    Ok(())
 }
 
 fn dest_name(d: &Dest) -> String {

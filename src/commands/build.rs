@@ -115,9 +115,6 @@ pub fn build(store: &Store, a: &BuildArgs) -> Result<i32> {
     // reports the broken link), not a source tree for buildpacks.
     let has_dockerfile = a.context.join("Dockerfile").symlink_metadata().is_ok();
     if a.context.is_dir() && (a.buildpacks.any() || (a.file.is_none() && !has_dockerfile)) {
-        if a.push && a.tags.is_empty() {
-            bail!("--push needs at least one -t NAME to push to");
-        }
         refuse_for_buildpacks(a)?;
         let delivery = Delivery::from_args(a)?;
         let progress = progress_sink(a.progress, a.quiet);
